@@ -1,0 +1,210 @@
+//! The `canopy` command line (API.md "Command line").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use crate::ops::Settings;
+use crate::policy::{Hook, Policy, rhai_script::RhaiPolicy};
+use crate::server::{Config, Host, shutdown_signal};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "canopy",
+    version,
+    about = "Sub-account engine for communications platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(Serve),
+    /// Work with policies offline.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, env = "CANOPY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// sqlite://FILE (created if missing) or postgres://...
+    #[arg(
+        long,
+        env = "CANOPY_DATABASE_URL",
+        default_value = "sqlite://canopy.db"
+    )]
+    database_url: String,
+    /// The operator's bearer token; generated and printed once if unset.
+    #[arg(long, env = "CANOPY_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+    /// Directory of default policies (default: the shipped ones).
+    #[arg(long, env = "CANOPY_POLICIES")]
+    policies: Option<PathBuf>,
+    /// Test suites only: enables POST /v1/operator/clock.
+    #[arg(long, env = "CANOPY_TEST_CLOCK", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true", default_value = "false")]
+    test_clock: bool,
+    /// How long invitations stay valid, in hours.
+    #[arg(long, env = "CANOPY_INVITATION_TTL_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    invitation_ttl_hours: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Compile a policy and print its decision on a sample input.
+    Check {
+        /// A Rhai script.
+        file: PathBuf,
+        /// authorize, subaccount.validate, visibility or cascade.
+        #[arg(long)]
+        hook: String,
+        /// An input document (JSON); default: the hook's built-in samples.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ")
+                .to_string();
+            eprintln!("canopy: {first} (see `canopy --help`)");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Serve(serve) => run_serve(serve),
+        Command::Policy(PolicyCommand::Check { file, hook, input }) => {
+            policy_check(&file, &hook, input.as_deref())
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("canopy: {message}");
+    ExitCode::FAILURE
+}
+
+fn run_serve(serve: Serve) -> ExitCode {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CANOPY_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if serve.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&serve.listen).await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot listen on {}: {e}", serve.listen)),
+        };
+        let config = Config {
+            database_url: serve.database_url.clone(),
+            operator_token: serve.operator_token.clone().filter(|t| !t.is_empty()),
+            policies_dir: serve.policies.clone(),
+            test_clock: serve.test_clock,
+            settings: Settings {
+                invitation_ttl: Duration::from_secs(serve.invitation_ttl_hours * 3600),
+                ..Settings::default()
+            },
+        };
+        let host = match Host::open(config).await {
+            Ok(h) => h,
+            Err(e) => return fail(format!("{e} (database {})", redact(&serve.database_url))),
+        };
+        if let Some(token) = &host.generated_operator_token {
+            println!("canopy: operator token (shown once, stored only as a hash): {token}");
+        }
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or(serve.listen.clone());
+        tracing::info!(%addr, test_clock = host.test_clock, "canopy serving");
+        match host.run(listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(format!("server failed: {e}")),
+        }
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Path>) -> ExitCode {
+    let Some(hook) = Hook::parse(hook) else {
+        return fail(format!(
+            "unknown hook `{hook}`; use authorize, subaccount.validate, visibility or cascade"
+        ));
+    };
+    let source = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    let policy = match RhaiPolicy::compile(&file.display().to_string(), 1, &source) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{} does not compile: {e}", file.display())),
+    };
+    let inputs: Vec<serde_json::Value> = match input {
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => vec![v],
+            Err(e) => return fail(format!("cannot read input {}: {e}", path.display())),
+        },
+        None => crate::policy::samples::of(hook),
+    };
+    let mut failed = false;
+    for doc in inputs {
+        let started = Instant::now();
+        let result = policy.evaluate(hook, &doc, crate::policy::EVALUATION_DEADLINE);
+        let took = started.elapsed();
+        match result {
+            Ok(out) => println!("{}  ({} us)", out, took.as_micros()),
+            Err(fault) => {
+                failed = true;
+                println!("fails closed: {fault}  ({} us)", took.as_micros());
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,133 @@
+//! The one error type of every operation. Each variant is one stable `code`
+//! of the public contract (API.md); the HTTP layer turns it into problem+json.
+
+/// Which policy decided or failed, for the `policy` member of a problem.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PolicyRef {
+    pub id: String,
+    pub version: i64,
+    pub reason: String,
+}
+
+/// One field that was wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{}", .0.reason)]
+    PolicyDenied(PolicyRef),
+    #[error("{0}")]
+    AccountSuspended(String),
+    #[error("{0}")]
+    FeatureNotEnabled(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+        policy: Option<PolicyRef>,
+    },
+    #[error("{0}")]
+    InsufficientFunds(String),
+    #[error("{}", .0.reason)]
+    PolicyFailed(PolicyRef),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    InvitationExpired(String),
+    /// Anything the caller cannot fix; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A 422 about one field.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Error {
+        let reason = reason.into();
+        Error::Validation {
+            detail: format!("`{field}` {reason}"),
+            errors: vec![FieldError::new(field, reason)],
+            policy: None,
+        }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Error {
+        Error::NotFound(format!(
+            "no {what} `{id}` is within your reach; check the id and the account your key belongs to"
+        ))
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Error {
+        Error::Internal(cause.to_string())
+    }
+
+    /// The stable code of API.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::PolicyDenied(_) => "policy_denied",
+            Error::AccountSuspended(_) => "account_suspended",
+            Error::FeatureNotEnabled(_) => "feature_not_enabled",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::IdempotencyConflict(_) => "idempotency_conflict",
+            Error::Validation { .. } => "validation_failed",
+            Error::InsufficientFunds(_) => "insufficient_funds",
+            Error::PolicyFailed(_) => "policy_failed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::InvitationExpired(_) => "invitation_expired",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// One HTTP status per code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Unauthenticated(_) => 401,
+            Error::Forbidden(_)
+            | Error::PolicyDenied(_)
+            | Error::AccountSuspended(_)
+            | Error::FeatureNotEnabled(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) | Error::IdempotencyConflict(_) => 409,
+            Error::Validation { .. } => 422,
+            Error::InsufficientFunds(_) => 402,
+            Error::PayloadTooLarge(_) => 413,
+            Error::InvitationExpired(_) => 410,
+            Error::PolicyFailed(_) | Error::Internal(_) => 500,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&PolicyRef> {
+        match self {
+            Error::PolicyDenied(p) | Error::PolicyFailed(p) => Some(p),
+            Error::Validation { policy, .. } => policy.as_ref(),
+            _ => None,
+        }
+    }
+}

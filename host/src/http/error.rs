@@ -1,0 +1,86 @@
+//! problem+json (RFC 9457) for every error, with the stable `code` of
+//! API.md. A 5xx logs its cause and shows a generic message.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::Error;
+use crate::error::{FieldError, PolicyRef};
+
+/// The problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What was wrong and how to fix the request.
+    pub detail: String,
+    /// Stable machine-readable code (API.md).
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRef>,
+}
+
+fn title(code: &str) -> &'static str {
+    match code {
+        "unauthenticated" => "Authentication required",
+        "forbidden" => "Forbidden",
+        "policy_denied" => "Denied by policy",
+        "account_suspended" => "Account suspended",
+        "feature_not_enabled" => "Feature not enabled",
+        "not_found" => "Not found",
+        "conflict" => "Conflict",
+        "idempotency_conflict" => "Idempotency key conflict",
+        "validation_failed" => "Validation failed",
+        "insufficient_funds" => "Insufficient funds",
+        "policy_failed" => "Policy failed",
+        "payload_too_large" => "Payload too large",
+        "invitation_expired" => "Invitation expired",
+        _ => "Internal error",
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        let detail = match &self {
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                "the server failed to handle this request; it was logged, retry later".to_string()
+            }
+            other => other.to_string(),
+        };
+        let (errors, policy) = match &self {
+            Error::Validation { errors, policy, .. } => (Some(errors.clone()), policy.clone()),
+            other => (None, other.policy().cloned()),
+        };
+        if let Some(p) = &policy {
+            tracing::info!(code, policy = %p.id, version = p.version, reason = %p.reason, "policy decided");
+        }
+        let problem = Problem {
+            kind: format!("https://canopy.dev/problems/{code}"),
+            title: title(code).to_string(),
+            status,
+            detail,
+            code: code.to_string(),
+            errors,
+            policy,
+        };
+        let mut response = (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(problem),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

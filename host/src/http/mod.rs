@@ -1,0 +1,104 @@
+//! The HTTP API: one router per resource, the caller extractor, the
+//! problem+json error, idempotency, health, metrics and the OpenAPI document
+//! generated from the handlers. Handlers call `ops` only.
+
+mod accounts;
+mod error;
+mod extract;
+mod idempotency;
+mod members;
+mod operator;
+mod system;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::Problem;
+pub use extract::parse_json;
+pub use system::Metrics;
+
+use crate::ops::Canopy;
+
+/// Largest request body (API.md).
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub canopy: Arc<Canopy>,
+    pub metrics: Arc<Metrics>,
+    /// Whether `POST /v1/operator/clock` is enabled.
+    pub test_clock: bool,
+    pub openapi: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Canopy", description = "Sub-account engine: the account tree, users and roles, and policies.", version = "0.1.0"),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes with their OpenAPI document.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(operator::router())
+        .merge(accounts::router())
+        .merge(members::router())
+        .merge(system::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    api()
+        .1
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
+    let (routes, openapi) = api();
+    let state = AppState {
+        canopy,
+        metrics: Arc::new(Metrics::default()),
+        test_clock,
+        openapi: Arc::new(
+            openapi
+                .to_pretty_json()
+                .expect("the OpenAPI document serializes"),
+        ),
+    };
+    routes
+        .merge(system::unlisted())
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), system::count))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,204 @@
+//! Operator routes: parent accounts, their switches and status, the clock
+//! under `--test-clock`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{Body, Operator, Pagination, cursor};
+use super::views::{AccountView, InvitationView, List, SecretKeyView, UserView};
+use super::{AppState, Problem};
+use crate::domain::Status;
+use crate::ops::parents::{NewParent, ParentChanges};
+use crate::policy::View;
+use crate::{Error, Result};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_parent, list_parents))
+        .routes(routes!(get_parent, update_parent, delete_parent))
+        .routes(routes!(list_parent_subaccounts))
+        .routes(routes!(suspend_parent))
+        .routes(routes!(unsuspend_parent))
+        .routes(routes!(set_clock))
+}
+
+/// The operator sees every field.
+fn full(a: &crate::domain::Account) -> AccountView {
+    AccountView::new(a, &View::default())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedParentView {
+    pub account: AccountView,
+    pub admin: UserView,
+    pub api_key: SecretKeyView,
+    /// Lets the admin set a password for sessions.
+    pub invitation: InvitationView,
+}
+
+/// Create a parent account and its first admin.
+#[utoipa::path(post, path = "/v1/operator/accounts", tag = "operator", request_body = NewParent,
+    responses((status = 201, body = CreatedParentView), (status = "4XX", body = Problem)))]
+async fn create_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Body(req): Body<NewParent>,
+) -> Result<(StatusCode, Json<CreatedParentView>)> {
+    let created = s.canopy.create_parent(req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedParentView {
+            account: full(&created.account),
+            admin: (&created.admin).into(),
+            api_key: created.api_key.into(),
+            invitation: created.invitation.into(),
+        }),
+    ))
+}
+
+/// List parent accounts.
+#[utoipa::path(get, path = "/v1/operator/accounts", tag = "operator", params(Pagination),
+    responses((status = 200, body = List<AccountView>), (status = "4XX", body = Problem)))]
+async fn list_parents(
+    State(s): State<AppState>,
+    _: Operator,
+    Query(p): Query<Pagination>,
+) -> Result<Json<List<AccountView>>> {
+    let page = s.canopy.list_parents(&p.page()?).await?;
+    Ok(Json(List {
+        data: page.items.iter().map(full).collect(),
+        next_cursor: cursor(page.next_after),
+    }))
+}
+
+/// One parent account.
+#[utoipa::path(get, path = "/v1/operator/accounts/{id}", tag = "operator",
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem)))]
+async fn get_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>> {
+    Ok(Json(full(&s.canopy.get_parent(&id).await?)))
+}
+
+/// Change a parent: modules, limits, prices, channels, currency, region.
+#[utoipa::path(patch, path = "/v1/operator/accounts/{id}", tag = "operator", request_body = ParentChanges,
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem)))]
+async fn update_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    Body(req): Body<ParentChanges>,
+) -> Result<Json<AccountView>> {
+    Ok(Json(full(&s.canopy.update_parent(&id, req).await?)))
+}
+
+/// Delete a parent and all its sub-accounts.
+#[utoipa::path(delete, path = "/v1/operator/accounts/{id}", tag = "operator",
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem)))]
+async fn delete_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>> {
+    Ok(Json(full(&s.canopy.delete_parent(&id).await?)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusFilter {
+    /// Only sub-accounts in this status (default: all but deleted).
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl StatusFilter {
+    pub fn parts(&self) -> Result<(Option<Status>, crate::ops::Page)> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                Status::parse(s).ok_or_else(|| {
+                    Error::invalid("status", "must be invited, active, suspended or deleted")
+                })
+            })
+            .transpose()?;
+        let page = Pagination {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .page()?;
+        Ok((status, page))
+    }
+}
+
+/// A parent's sub-accounts, of every status.
+#[utoipa::path(get, path = "/v1/operator/accounts/{id}/subaccounts", tag = "operator", params(StatusFilter),
+    responses((status = 200, body = List<AccountView>), (status = "4XX", body = Problem)))]
+async fn list_parent_subaccounts(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    Query(f): Query<StatusFilter>,
+) -> Result<Json<List<AccountView>>> {
+    let (status, page) = f.parts()?;
+    let page = s.canopy.list_parent_subaccounts(&id, status, &page).await?;
+    Ok(Json(List {
+        data: page.items.iter().map(full).collect(),
+        next_cursor: cursor(page.next_after),
+    }))
+}
+
+/// Suspend a parent; the cascade policy says what follows.
+#[utoipa::path(post, path = "/v1/operator/accounts/{id}/suspend", tag = "operator",
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem)))]
+async fn suspend_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>> {
+    Ok(Json(full(&s.canopy.suspend_parent(&id).await?)))
+}
+
+/// Reactivate a parent; each sub-account its suspension took comes back.
+#[utoipa::path(post, path = "/v1/operator/accounts/{id}/unsuspend", tag = "operator",
+    responses((status = 200, body = AccountView), (status = "4XX", body = Problem)))]
+async fn unsuspend_parent(
+    State(s): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>> {
+    Ok(Json(full(&s.canopy.unsuspend_parent(&id).await?)))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSetting {
+    /// RFC 3339.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Move the server's clock (only with `--test-clock`; 404 otherwise).
+#[utoipa::path(post, path = "/v1/operator/clock", tag = "operator", request_body = ClockSetting,
+    responses((status = 200, body = ClockSetting), (status = "4XX", body = Problem)))]
+async fn set_clock(
+    State(s): State<AppState>,
+    _: Operator,
+    Body(req): Body<ClockSetting>,
+) -> Result<Json<ClockSetting>> {
+    if !s.test_clock {
+        return Err(Error::NotFound(
+            "the clock can be moved only on a server started with --test-clock".into(),
+        ));
+    }
+    s.canopy.clock.set(req.now);
+    Ok(Json(ClockSetting {
+        now: s.canopy.clock.now(),
+    }))
+}

@@ -1,0 +1,160 @@
+//! Health, readiness, metrics, the OpenAPI document and the docs page.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::Error;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// Routes that describe the API rather than belong to it.
+pub fn unlisted() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "system", security(), responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "system", security(),
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+    if s.canopy.store.ping().await {
+        (StatusCode::OK, Json(Health { status: "ready" }))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "database unreachable",
+            }),
+        )
+    }
+}
+
+/// Request counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (method, status) -> (count, total seconds)
+    requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+}
+
+pub async fn count(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut requests = s.metrics.requests.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = requests
+        .entry((method, response.status().as_u16()))
+        .or_default();
+    entry.0 += 1;
+    entry.1 += elapsed;
+    response
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut out = String::from(
+        "# HELP canopy_http_requests_total HTTP requests answered.\n# TYPE canopy_http_requests_total counter\n",
+    );
+    let requests = s
+        .metrics
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for ((method, status), (n, _)) in &requests {
+        out.push_str(&format!(
+            "canopy_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}\n"
+        ));
+    }
+    out.push_str("# HELP canopy_http_request_seconds_sum Time spent answering requests.\n# TYPE canopy_http_request_seconds_sum counter\n");
+    for ((method, status), (_, secs)) in &requests {
+        out.push_str(&format!(
+            "canopy_http_request_seconds_sum{{method=\"{method}\",status=\"{status}\"}} {secs:.6}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn openapi(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A readable page of every route, built from the OpenAPI document.
+async fn docs(State(s): State<AppState>) -> Html<String> {
+    let spec: serde_json::Value = serde_json::from_str(&s.openapi).unwrap_or_default();
+    let mut rows = String::new();
+    if let Some(paths) = spec["paths"].as_object() {
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
+                    .unwrap_or_default();
+                rows.push_str(&format!(
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                    method.to_uppercase(),
+                    escape(path),
+                    escape(op["summary"].as_str().unwrap_or("")),
+                    escape(&body)
+                ));
+            }
+        }
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Canopy API</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td{{padding:.3em .8em;border-bottom:1px solid #ddd}}</style></head>\
+         <body><h1>Canopy API</h1><p>Every route, generated from the server's own \
+         <a href=\"/openapi.json\">OpenAPI document</a>. Errors are <code>application/problem+json</code> \
+         with a stable <code>code</code>.</p><table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Body</th></tr>\
+         {rows}</table></body></html>"
+    ))
+}
+
+pub async fn not_found() -> Error {
+    Error::NotFound("no such route; see /docs for the API's routes".into())
+}
+
+pub async fn method_not_allowed() -> Response {
+    let mut response =
+        Error::invalid("method", "is not allowed on this route; see /docs").into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -1,0 +1,257 @@
+//! Response bodies. Fields a `visibility` decision hides are left out of
+//! the JSON (not null).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{Account, AccountKind};
+use crate::ops::members::{Accepted, Session};
+use crate::ops::parents::{IssuedInvitation, IssuedKey};
+use crate::policy::View;
+use crate::store::credentials::{ApiKey, Member, User};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    #[schema(example = "subaccount")]
+    pub kind: &'static str,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub external_id: Option<String>,
+    pub company_name: String,
+    #[schema(example = "active")]
+    pub status: &'static str,
+    /// While suspended: the status a reactivation restores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<&'static str>,
+    pub timezone: String,
+    pub region: Option<String>,
+    pub currency: String,
+    pub channels: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Group `pricing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prices: Option<BTreeMap<String, String>>,
+    /// Parents; group `plan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_type: Option<&'static str>,
+    /// Postpaid parents; group `plan`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_credit_limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subaccounts_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subaccount_module: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_usage_limit_enabled: Option<bool>,
+    /// Sub-accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_mode: Option<&'static str>,
+    /// Shared-usage sub-accounts; group `usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_usage_limit: Option<String>,
+    /// Assigned-budget sub-accounts; group `balance`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_balance_alert: Option<AlertView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertView {
+    pub threshold: String,
+    pub emails: Vec<String>,
+}
+
+impl AccountView {
+    pub fn new(a: &Account, view: &View) -> AccountView {
+        let parent = a.kind == AccountKind::Parent;
+        let shown = |group: &str| !view.hides(group);
+        AccountView {
+            id: a.id.clone(),
+            kind: a.kind.as_str(),
+            parent_id: a.parent_id.clone(),
+            name: a.name.clone(),
+            email: a.email.clone(),
+            external_id: a.external_id.clone(),
+            company_name: a.company_name.clone(),
+            status: a.status.as_str(),
+            previous_status: a.previous_status.map(|s| s.as_str()),
+            timezone: a.timezone.clone(),
+            region: a.region.clone(),
+            currency: a.currency.clone(),
+            channels: a.channels.clone(),
+            created_at: a.created_at,
+            prices: shown("pricing").then(|| {
+                a.prices
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_api_string()))
+                    .collect()
+            }),
+            billing_type: a.billing_type.filter(|_| shown("plan")).map(|b| b.as_str()),
+            monthly_credit_limit: a
+                .monthly_credit_limit
+                .filter(|_| shown("plan"))
+                .map(|m| m.to_api_string()),
+            subaccounts_enabled: parent.then_some(a.tree.subaccounts_enabled),
+            subaccount_module: if parent {
+                a.tree.module.map(|m| m.as_str())
+            } else {
+                None
+            },
+            monthly_usage_limit_enabled: parent.then_some(a.tree.monthly_usage_limit_enabled),
+            credit_mode: a.credit_mode.map(|c| c.as_str()),
+            monthly_usage_limit: a
+                .monthly_usage_limit
+                .filter(|_| shown("usage"))
+                .map(|m| m.to_api_string()),
+            low_balance_alert: a
+                .low_balance_alert
+                .as_ref()
+                .filter(|_| shown("balance"))
+                .map(|l| AlertView {
+                    threshold: l.threshold.to_api_string(),
+                    emails: l.emails.clone(),
+                }),
+        }
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct List<T: utoipa::ToSchema> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> UserView {
+        UserView {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    #[schema(example = "basic")]
+    pub role: &'static str,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> MemberView {
+        MemberView {
+            user_id: m.user.id.clone(),
+            email: m.user.email.clone(),
+            name: m.user.name.clone(),
+            role: m.role.as_str(),
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// A secret shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecretKeyView {
+    pub id: String,
+    /// Shown only now; the server keeps a hash.
+    pub secret: String,
+}
+
+impl From<IssuedKey> for SecretKeyView {
+    fn from(k: IssuedKey) -> SecretKeyView {
+        SecretKeyView {
+            id: k.id,
+            secret: k.secret,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationView {
+    /// Deliver it to the invitee; it works once.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<IssuedInvitation> for InvitationView {
+    fn from(i: IssuedInvitation) -> InvitationView {
+        InvitationView {
+            token: i.token,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> ApiKeyView {
+        ApiKeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            user_id: k.user_id.clone(),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AcceptedView {
+    pub user: UserView,
+    pub account_id: String,
+    #[schema(example = "admin")]
+    pub role: &'static str,
+    pub api_key: SecretKeyView,
+}
+
+impl From<Accepted> for AcceptedView {
+    fn from(a: Accepted) -> AcceptedView {
+        AcceptedView {
+            user: (&a.user).into(),
+            account_id: a.account_id,
+            role: a.role.as_str(),
+            api_key: a.api_key.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Session> for SessionView {
+    fn from(s: Session) -> SessionView {
+        SessionView {
+            token: s.token,
+            expires_at: s.expires_at,
+        }
+    }
+}

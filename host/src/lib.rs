@@ -1,0 +1,26 @@
+//! Canopy: a sub-account engine for communications platforms.
+//!
+//! A tour of the code, in the order a request meets it:
+//! - [`http`]: routes, the caller extractor, problem+json errors,
+//!   idempotency; calls [`ops`] only.
+//! - [`ops`]: one function per product operation; checks reach, calls the
+//!   policy hooks, opens the transaction.
+//! - [`policy`]: the policy interface, hook documents, the Rhai runtime.
+//! - [`domain`]: accounts, the status machine, names, money. No I/O.
+//! - [`store`]: SQL for SQLite and PostgreSQL.
+//! - [`server`] and [`cli`]: start-up, shutdown, the command line.
+//!
+//! `ARCHITECTURE.md` at the repository root states the invariants.
+
+pub mod cli;
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ops;
+pub mod policy;
+pub mod secrets;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,400 @@
+//! Users of an account: members and their invitations, accepting an
+//! invitation, sessions and API keys.
+
+use serde::Deserialize;
+
+use super::access::require_not_deleted;
+use super::parents::{IssuedInvitation, IssuedKey, short_text};
+use super::{Canopy, Page, Paged, Principal};
+use crate::domain::{EmailAddress, Relation, Role, Status};
+use crate::secrets::{hash_password, new_id, new_secret, sha256_hex, verify_password};
+use crate::store;
+use crate::store::accounts::StatusChange;
+use crate::store::credentials::{ApiKey, Member, User};
+use crate::{Error, Result};
+
+/// Shortest and longest password accepted.
+const PASSWORD_LEN_MIN: usize = 10;
+const PASSWORD_LEN_MAX: usize = 1024;
+/// Live API keys one account may hold.
+const API_KEYS_MAX: usize = 100;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub email: String,
+    #[schema(example = "basic")]
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acceptance {
+    pub token: String,
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitedMember {
+    pub email: String,
+    pub role: Role,
+    pub invitation: IssuedInvitation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub user: User,
+    pub account_id: String,
+    pub role: Role,
+    pub api_key: IssuedKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn password(value: &str) -> Result<&str> {
+    let n = value.chars().count();
+    if !(PASSWORD_LEN_MIN..=PASSWORD_LEN_MAX).contains(&n) {
+        return Err(Error::invalid(
+            "password",
+            format!("must be {PASSWORD_LEN_MIN} to {PASSWORD_LEN_MAX} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// argon2 is deliberately slow: run it off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)
+}
+
+impl Canopy {
+    pub async fn list_members(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<Paged<Member>> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "member.list", &[]).await?;
+        self.view(&actor, "member.list", "members").await?;
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::credentials::list_members(&mut c, account_id, &page.after, page.fetch_limit())
+                .await?;
+        Ok(Paged::from_fetch(rows, page, |m| m.user.id.clone()))
+    }
+
+    pub async fn invite_member(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        req: NewMember,
+    ) -> Result<InvitedMember> {
+        let actor = self.enter(principal, account_id).await?;
+        require_not_deleted(&actor.target)?;
+        self.authorize(&actor, "member.invite", &["email", "role"])
+            .await?;
+        let email = EmailAddress::parse(&req.email).map_err(|r| Error::invalid("email", r))?;
+        let role = Role::parse(&req.role)
+            .ok_or_else(|| Error::invalid("role", "must be `admin`, `advanced` or `basic`"))?;
+        let now_us = self.clock.now_us();
+        let mut tx = self.store.begin().await?;
+        if let Some(user) =
+            store::credentials::user_by_email_key(&mut tx, email.key().as_str()).await?
+        {
+            if store::credentials::membership_role(&mut tx, &user.id, account_id)
+                .await?
+                .is_some()
+            {
+                return Err(Error::Conflict(format!(
+                    "{} is already a member of this account",
+                    email.as_str()
+                )));
+            }
+        }
+        let invitation = self
+            .issue_invitation(&mut tx, account_id, &email, role, now_us)
+            .await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(InvitedMember {
+            email: email.as_str().to_string(),
+            role,
+            invitation,
+        })
+    }
+
+    /// Removes a member; the account's data stays, the member's keys for it
+    /// are revoked. An account keeps at least one admin.
+    pub async fn remove_member(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<()> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "member.remove", &[]).await?;
+        let mut tx = self.store.begin().await?;
+        let role = store::credentials::membership_role(&mut tx, user_id, account_id)
+            .await?
+            .ok_or_else(|| Error::not_found("member", user_id))?;
+        if role == Role::Admin && store::credentials::count_admins(&mut tx, account_id).await? <= 1
+        {
+            return Err(Error::Conflict(
+                "this is the account's last admin; make another member admin first".into(),
+            ));
+        }
+        store::credentials::delete_membership(&mut tx, user_id, account_id, self.clock.now_us())
+            .await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(())
+    }
+
+    /// Accepts an invitation: sets the user's name and password (or checks
+    /// the password of a user who already exists), adds the membership,
+    /// activates an invited sub-account and returns an API key.
+    pub async fn accept_invitation(&self, req: Acceptance) -> Result<Accepted> {
+        let token_hash = sha256_hex(req.token.as_bytes());
+        let name = short_text("name", &req.name)?;
+        let password = password(&req.password)?.to_string();
+        let now_us = self.clock.now_us();
+        let invitation = {
+            let mut c = self.store.reader().await?;
+            store::credentials::invitation_by_token(&mut c, &token_hash).await?
+        }
+        .ok_or_else(|| {
+            Error::NotFound("no invitation has this token; check that it was copied whole".into())
+        })?;
+        if invitation.used_at_us.is_some() {
+            return Err(Error::InvitationExpired(
+                "this invitation was already used; ask for a new one".into(),
+            ));
+        }
+        if invitation.expires_at_us <= now_us {
+            return Err(Error::InvitationExpired(
+                "this invitation has expired; ask the account's admin for a new one".into(),
+            ));
+        }
+        let existing = {
+            let mut c = self.store.reader().await?;
+            store::credentials::user_by_email_key(&mut c, &invitation.email_key).await?
+        };
+        let new_hash = match existing.as_ref().and_then(|u| u.password_hash.clone()) {
+            Some(stored) => {
+                let pw = password.clone();
+                if !blocking(move || verify_password(&pw, &stored)).await? {
+                    return Err(Error::Unauthenticated(
+                        "a user with this e-mail already exists and the password does not match theirs".into(),
+                    ));
+                }
+                None
+            }
+            None => Some(
+                blocking(move || hash_password(&password))
+                    .await?
+                    .map_err(Error::internal)?,
+            ),
+        };
+
+        let mut tx = self.store.begin().await?;
+        if !store::credentials::use_invitation(&mut tx, &invitation.id, now_us).await? {
+            return Err(Error::InvitationExpired(
+                "this invitation was already used; ask for a new one".into(),
+            ));
+        }
+        let email = EmailAddress::parse(&invitation.email).map_err(Error::internal)?;
+        let user = self.user_for(&mut tx, &email, Some(&name), now_us).await?;
+        if let Some(hash) = &new_hash {
+            store::credentials::set_user_profile(&mut tx, &user.id, &name, hash).await?;
+        }
+        let role =
+            match store::credentials::membership_role(&mut tx, &user.id, &invitation.account_id)
+                .await?
+            {
+                Some(role) => role,
+                None => {
+                    store::credentials::insert_membership(
+                        &mut tx,
+                        &user.id,
+                        &invitation.account_id,
+                        invitation.role,
+                        now_us,
+                    )
+                    .await?;
+                    invitation.role
+                }
+            };
+        let account = store::accounts::get(&mut tx, &invitation.account_id)
+            .await?
+            .ok_or_else(|| Error::internal("invited account vanished"))?;
+        match account.status {
+            Status::Deleted => {
+                return Err(Error::InvitationExpired(
+                    "the invited account was deleted".into(),
+                ));
+            }
+            Status::Invited => {
+                let change = StatusChange {
+                    from: Status::Invited,
+                    to: Status::Active,
+                    previous_status: None,
+                    suspended_by: None,
+                };
+                store::accounts::change_status(&mut tx, &account.id, change, now_us).await?;
+            }
+            // Suspended with its parent while still invited: it comes back active.
+            Status::Suspended if account.previous_status == Some(Status::Invited) => {
+                let change = StatusChange {
+                    from: Status::Suspended,
+                    to: Status::Suspended,
+                    previous_status: Some(Status::Active),
+                    suspended_by: account.suspended_by,
+                };
+                store::accounts::change_status(&mut tx, &account.id, change, now_us).await?;
+            }
+            _ => {}
+        }
+        let api_key = self
+            .issue_key(&mut tx, &user.id, &account.id, "invitation", now_us)
+            .await?;
+        let user = store::credentials::user_by_id(&mut tx, &user.id)
+            .await?
+            .ok_or_else(|| Error::internal("user vanished"))?;
+        tx.commit().await.map_err(store::db_error)?;
+        tracing::info!(user = %user.id, account = %account.id, "invitation accepted");
+        Ok(Accepted {
+            user,
+            account_id: account.id,
+            role,
+            api_key,
+        })
+    }
+
+    pub async fn create_session(&self, req: Credentials) -> Result<Session> {
+        let wrong = || Error::Unauthenticated("wrong e-mail or password".into());
+        let email = EmailAddress::parse(&req.email).map_err(|_| wrong())?;
+        let user = {
+            let mut c = self.store.reader().await?;
+            store::credentials::user_by_email_key(&mut c, email.key().as_str()).await?
+        };
+        let stored = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .ok_or_else(wrong)?;
+        let pw = req.password.clone();
+        if !blocking(move || verify_password(&pw, &stored)).await? {
+            return Err(wrong());
+        }
+        let user = user.expect("checked above");
+        let token = new_secret("cs");
+        let now_us = self.clock.now_us();
+        let ttl_us = i64::try_from(self.settings.session_ttl.as_micros()).unwrap_or(i64::MAX / 2);
+        let expires_at_us = now_us.saturating_add(ttl_us);
+        let mut tx = self.store.begin().await?;
+        store::credentials::insert_session(
+            &mut tx,
+            &new_id("ses"),
+            &sha256_hex(token.as_bytes()),
+            &user.id,
+            expires_at_us,
+            now_us,
+        )
+        .await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(Session {
+            token,
+            expires_at: crate::clock::from_us(expires_at_us),
+        })
+    }
+
+    /// A new API key for the caller's own membership in the account.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        req: NewApiKey,
+    ) -> Result<IssuedKey> {
+        let actor = self.enter(principal, account_id).await?;
+        require_not_deleted(&actor.target)?;
+        self.authorize(&actor, "apikey.create", &["name"]).await?;
+        if actor.relation == Relation::ParentOf {
+            return Err(Error::Forbidden(
+                "a parent admin's key already reaches its sub-accounts; create keys in the parent account, or invite a member to the sub-account".into(),
+            ));
+        }
+        let name = short_text("name", &req.name)?;
+        let mut tx = self.store.begin().await?;
+        let live =
+            store::credentials::list_api_keys(&mut tx, account_id, "", (API_KEYS_MAX * 10) as i64)
+                .await?;
+        if live.iter().filter(|k| k.revoked_at.is_none()).count() >= API_KEYS_MAX {
+            return Err(Error::Conflict(format!(
+                "this account already has {API_KEYS_MAX} live API keys; revoke unused ones first"
+            )));
+        }
+        let key = self
+            .issue_key(
+                &mut tx,
+                &actor.user_id,
+                account_id,
+                &name,
+                self.clock.now_us(),
+            )
+            .await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(key)
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<Paged<ApiKey>> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "apikey.list", &[]).await?;
+        self.view(&actor, "apikey.list", "api_keys").await?;
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::credentials::list_api_keys(&mut c, account_id, &page.after, page.fetch_limit())
+                .await?;
+        Ok(Paged::from_fetch(rows, page, |k| k.id.clone()))
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        key_id: &str,
+    ) -> Result<()> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "apikey.revoke", &[]).await?;
+        let mut tx = self.store.begin().await?;
+        if !store::credentials::revoke_api_key(&mut tx, account_id, key_id, self.clock.now_us())
+            .await?
+        {
+            return Err(Error::not_found("live API key", key_id));
+        }
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! One function per product operation. This is the only layer that opens a
+//! transaction and calls the policy hooks, so no route (HTTP, command line,
+//! a future console) can skip a policy.
+//!
+//! Every account operation runs the checks of API.md in one order:
+//! authentication, the principal's own account suspended, reach, feature
+//! enabled, core rules, `authorize`, input and `subaccount.validate`,
+//! uniqueness and state, money. Policies run before the write transaction
+//! opens, so a slow policy never holds SQLite's only write lock.
+
+pub mod access;
+pub mod members;
+pub mod parents;
+pub mod status;
+pub mod subaccounts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::policy::Policies;
+use crate::store::Store;
+
+pub use access::{Actor, Principal};
+
+/// Settings of the operations layer.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an invitation token stays valid.
+    pub invitation_ttl: Duration,
+    /// How long a session token from `POST /v1/sessions` stays valid.
+    pub session_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The host's operations, over one store, one policy set and one clock.
+pub struct Canopy {
+    pub store: Store,
+    pub policies: Policies,
+    pub clock: Arc<Clock>,
+    pub settings: Settings,
+    /// SHA-256 of the operator token.
+    pub(crate) operator_token_hash: String,
+}
+
+/// A page request: at most `limit` items after the opaque `cursor`.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub after: String,
+    pub limit: i64,
+}
+
+/// Largest page (API.md).
+pub const PAGE_LIMIT_MAX: i64 = 1000;
+pub const PAGE_LIMIT_DEFAULT: i64 = 50;
+
+impl Page {
+    /// Fetches one more than asked, so the caller knows if a next page exists.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+}
+
+/// One page of results and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// Cuts a `fetch_limit` result down to the page, noting the cursor.
+    pub fn from_fetch(mut items: Vec<T>, page: &Page, id: impl Fn(&T) -> String) -> Paged<T> {
+        let more = items.len() as i64 > page.limit;
+        items.truncate(page.limit.max(0) as usize);
+        let next_after = if more { items.last().map(&id) } else { None };
+        Paged { items, next_after }
+    }
+}

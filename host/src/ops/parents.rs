@@ -1,0 +1,498 @@
+//! Operator operations on parent accounts: create, list, change the tree's
+//! switches, and the invitations, keys and cascade that come with them.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::{Canopy, Page, Paged, access::require_not_deleted};
+use crate::domain::account::{CHANNELS_MAX, SHORT_TEXT_LEN_MAX};
+use crate::domain::{
+    Account, AccountKind, Amount, BillingType, EmailAddress, Module, NameKey, Role, Status,
+};
+use crate::secrets::{new_id, new_secret, sha256_hex};
+use crate::store::accounts::{NewAccount, Value, json_text, micros, prices_text};
+use crate::store::credentials::{ApiKey, Invitation, User};
+use crate::store::{self, Conn};
+use crate::{Error, Result};
+
+/// Most channels a price list may name.
+const PRICES_MAX: usize = CHANNELS_MAX;
+/// Longest channel name.
+const CHANNEL_LEN_MAX: usize = 32;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewParent {
+    pub name: String,
+    pub company_name: String,
+    pub email: String,
+    #[schema(example = "prepaid")]
+    pub billing_type: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub timezone: Option<String>,
+    pub region: Option<String>,
+    /// Postpaid only.
+    #[schema(value_type = Option<String>, example = "1000.00")]
+    pub monthly_credit_limit: Option<Decimal>,
+    /// Price per message by channel, e.g. `{"sms": "0.0075"}`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    #[serde(default)]
+    pub prices: BTreeMap<String, Decimal>,
+    /// Default `["sms"]`.
+    pub channels: Option<Vec<String>>,
+    pub admin: NewAdmin,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdmin {
+    pub email: String,
+    pub name: String,
+}
+
+/// What creating a parent hands back, once.
+#[derive(Debug, Clone)]
+pub struct CreatedParent {
+    pub account: Account,
+    pub admin: User,
+    pub api_key: IssuedKey,
+    pub invitation: IssuedInvitation,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub id: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedInvitation {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParentChanges {
+    pub subaccounts_enabled: Option<bool>,
+    #[schema(example = "enterprise")]
+    pub subaccount_module: Option<String>,
+    pub monthly_usage_limit_enabled: Option<bool>,
+    #[schema(value_type = Option<String>)]
+    pub monthly_credit_limit: Option<Decimal>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub prices: Option<BTreeMap<String, Decimal>>,
+    pub channels: Option<Vec<String>>,
+    pub currency: Option<String>,
+    pub region: Option<String>,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+}
+
+/// Checks a short required text field.
+pub fn short_text(field: &str, value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > SHORT_TEXT_LEN_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {SHORT_TEXT_LEN_MAX} characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// An IANA-style zone name (`Europe/Rome`, `UTC`).
+pub fn timezone(value: &str) -> Result<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(Error::invalid(
+            "timezone",
+            "must be a zone name such as `Europe/Rome` or `UTC`",
+        ))
+    }
+}
+
+pub fn currency(value: &str) -> Result<String> {
+    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(value.to_string())
+    } else {
+        Err(Error::invalid(
+            "currency",
+            "must be an ISO 4217 code such as `USD` or `EUR`",
+        ))
+    }
+}
+
+/// A list of channel names, without duplicates.
+pub fn channels(field: &str, list: &[String]) -> Result<Vec<String>> {
+    if list.len() > CHANNELS_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("may list at most {CHANNELS_MAX} channels"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for c in list {
+        let ok = !c.is_empty()
+            && c.len() <= CHANNEL_LEN_MAX
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+        if !ok {
+            return Err(Error::invalid(
+                field,
+                format!("channel {c:?} must be a lower-case name such as `sms`"),
+            ));
+        }
+        if !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub fn amount(field: &str, value: Decimal) -> Result<Amount> {
+    Amount::non_negative(value).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+fn prices(list: &BTreeMap<String, Decimal>) -> Result<BTreeMap<String, Amount>> {
+    if list.len() > PRICES_MAX {
+        return Err(Error::invalid(
+            "prices",
+            format!("may name at most {PRICES_MAX} channels"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (channel, price) in list {
+        channels("prices", std::slice::from_ref(channel))?;
+        out.insert(
+            channel.clone(),
+            amount(&format!("prices.{channel}"), *price)?,
+        );
+    }
+    Ok(out)
+}
+
+fn billing_type(value: &str) -> Result<BillingType> {
+    BillingType::parse(value)
+        .ok_or_else(|| Error::invalid("billing_type", "must be `prepaid` or `postpaid`"))
+}
+
+fn module(value: &str) -> Result<Module> {
+    Module::parse(value)
+        .ok_or_else(|| Error::invalid("subaccount_module", "must be `enterprise` or `reseller`"))
+}
+
+impl Canopy {
+    pub async fn create_parent(&self, req: NewParent) -> Result<CreatedParent> {
+        self.authorize_operator("parent.create", None).await?;
+        let name = short_text("name", &req.name)?;
+        let company_name = short_text("company_name", &req.company_name)?;
+        let email = EmailAddress::parse(&req.email).map_err(|r| Error::invalid("email", r))?;
+        let admin_email =
+            EmailAddress::parse(&req.admin.email).map_err(|r| Error::invalid("admin.email", r))?;
+        let admin_name = short_text("admin.name", &req.admin.name)?;
+        let billing = billing_type(&req.billing_type)?;
+        let monthly_credit_limit = match (billing, req.monthly_credit_limit) {
+            (BillingType::Postpaid, Some(limit)) => Some(amount("monthly_credit_limit", limit)?),
+            (BillingType::Postpaid, None) => {
+                return Err(Error::invalid(
+                    "monthly_credit_limit",
+                    "is required for a postpaid parent",
+                ));
+            }
+            (BillingType::Prepaid, Some(_)) => {
+                return Err(Error::invalid(
+                    "monthly_credit_limit",
+                    "applies to postpaid parents only",
+                ));
+            }
+            (BillingType::Prepaid, None) => None,
+        };
+        let now_us = self.clock.now_us();
+        let new = NewAccount {
+            id: new_id("acct"),
+            kind: AccountKind::Parent,
+            parent_id: None,
+            name_key: NameKey::of(&name).as_str().to_string(),
+            name,
+            email_key: email.key().as_str().to_string(),
+            email: email.as_str().to_string(),
+            external_id: None,
+            company_name,
+            status: Status::Active,
+            timezone: timezone(req.timezone.as_deref().unwrap_or("UTC"))?,
+            channels: channels(
+                "channels",
+                req.channels.as_deref().unwrap_or(&["sms".to_string()]),
+            )?,
+            billing_type: Some(billing),
+            currency: Some(currency(&req.currency)?),
+            region: req
+                .region
+                .as_deref()
+                .map(|r| short_text("region", r))
+                .transpose()?,
+            prices: Some(prices(&req.prices)?),
+            monthly_credit_limit,
+            credit_mode: None,
+            monthly_usage_limit: None,
+            low_balance_alert: None,
+            now_us,
+        };
+        let mut tx = self.store.begin().await?;
+        store::accounts::insert(&mut tx, &new).await?;
+        let admin = self
+            .user_for(&mut tx, &admin_email, Some(&admin_name), now_us)
+            .await?;
+        store::credentials::insert_membership(&mut tx, &admin.id, &new.id, Role::Admin, now_us)
+            .await?;
+        let api_key = self
+            .issue_key(&mut tx, &admin.id, &new.id, "initial admin key", now_us)
+            .await?;
+        let invitation = self
+            .issue_invitation(&mut tx, &new.id, &admin_email, Role::Admin, now_us)
+            .await?;
+        let account = store::accounts::get(&mut tx, &new.id)
+            .await?
+            .ok_or_else(|| Error::internal("parent vanished"))?;
+        tx.commit().await.map_err(store::db_error)?;
+        tracing::info!(account = %account.id, "parent account created");
+        Ok(CreatedParent {
+            account,
+            admin,
+            api_key,
+            invitation,
+        })
+    }
+
+    /// The user with this e-mail, created (without a password) if new.
+    pub(crate) async fn user_for(
+        &self,
+        c: &mut Conn,
+        email: &EmailAddress,
+        name: Option<&str>,
+        now_us: i64,
+    ) -> Result<User> {
+        if let Some(user) = store::credentials::user_by_email_key(c, email.key().as_str()).await? {
+            return Ok(user);
+        }
+        let user = User {
+            id: new_id("usr"),
+            email: email.as_str().to_string(),
+            name: name.map(str::to_string),
+            password_hash: None,
+            created_at: crate::clock::from_us(now_us),
+        };
+        store::credentials::insert_user(c, &user, email.key().as_str()).await?;
+        Ok(user)
+    }
+
+    pub(crate) async fn issue_key(
+        &self,
+        c: &mut Conn,
+        user_id: &str,
+        account_id: &str,
+        name: &str,
+        now_us: i64,
+    ) -> Result<IssuedKey> {
+        let secret = new_secret("ck");
+        let key = ApiKey {
+            id: new_id("key"),
+            user_id: user_id.to_string(),
+            account_id: account_id.to_string(),
+            name: name.to_string(),
+            created_at: crate::clock::from_us(now_us),
+            revoked_at: None,
+        };
+        store::credentials::insert_api_key(c, &key, &sha256_hex(secret.as_bytes())).await?;
+        Ok(IssuedKey { id: key.id, secret })
+    }
+
+    pub(crate) async fn issue_invitation(
+        &self,
+        c: &mut Conn,
+        account_id: &str,
+        email: &EmailAddress,
+        role: Role,
+        now_us: i64,
+    ) -> Result<IssuedInvitation> {
+        let token = new_secret("ci");
+        let ttl_us =
+            i64::try_from(self.settings.invitation_ttl.as_micros()).unwrap_or(i64::MAX / 2);
+        let invitation = Invitation {
+            id: new_id("inv"),
+            account_id: account_id.to_string(),
+            email: email.as_str().to_string(),
+            email_key: email.key().as_str().to_string(),
+            role,
+            expires_at_us: now_us.saturating_add(ttl_us),
+            used_at_us: None,
+        };
+        store::credentials::insert_invitation(
+            c,
+            &invitation,
+            &sha256_hex(token.as_bytes()),
+            now_us,
+        )
+        .await?;
+        Ok(IssuedInvitation {
+            token,
+            expires_at: crate::clock::from_us(invitation.expires_at_us),
+        })
+    }
+
+    pub async fn list_parents(&self, page: &Page) -> Result<Paged<Account>> {
+        self.authorize_operator("parent.list", None).await?;
+        self.view_operator("parent.list", "accounts", None).await?;
+        let mut c = self.store.reader().await?;
+        let rows = store::accounts::list_parents(&mut c, &page.after, page.fetch_limit()).await?;
+        Ok(Paged::from_fetch(rows, page, |a| a.id.clone()))
+    }
+
+    /// A parent, as the operator sees it.
+    pub async fn get_parent(&self, id: &str) -> Result<Account> {
+        let mut c = self.store.reader().await?;
+        let account = store::accounts::get(&mut c, id)
+            .await?
+            .filter(Account::is_parent)
+            .ok_or_else(|| Error::not_found("parent account", id))?;
+        drop(c);
+        self.authorize_operator("parent.read", Some(&account))
+            .await?;
+        self.view_operator("parent.read", "account", Some(&account))
+            .await?;
+        Ok(account)
+    }
+
+    /// A parent's sub-accounts of every status, as the operator sees them.
+    pub async fn list_parent_subaccounts(
+        &self,
+        id: &str,
+        status: Option<Status>,
+        page: &Page,
+    ) -> Result<Paged<Account>> {
+        let parent = self.get_parent(id).await?;
+        let mut c = self.store.reader().await?;
+        let rows = store::accounts::list_subaccounts(
+            &mut c,
+            &parent.id,
+            status,
+            &page.after,
+            page.fetch_limit(),
+        )
+        .await?;
+        Ok(Paged::from_fetch(rows, page, |a| a.id.clone()))
+    }
+
+    /// The operator's changes to a parent; prices, currency and region apply
+    /// to its sub-accounts at once (they read them from the parent), and a
+    /// channel removed from the parent is removed from them.
+    pub async fn update_parent(&self, id: &str, req: ParentChanges) -> Result<Account> {
+        let parent = self.get_parent(id).await?;
+        require_not_deleted(&parent)?;
+        self.authorize_operator("parent.update", Some(&parent))
+            .await?;
+        let mut changes: Vec<(&'static str, Value)> = Vec::new();
+        if let Some(enabled) = req.subaccounts_enabled {
+            changes.push(("subaccounts_enabled", Value::Int(Some(enabled as i64))));
+            // The module defaults to enterprise when the feature is first enabled.
+            if enabled && parent.tree.module.is_none() && req.subaccount_module.is_none() {
+                changes.push((
+                    "subaccount_module",
+                    Value::Text(Some(Module::Enterprise.as_str().into())),
+                ));
+            }
+        }
+        if let Some(m) = &req.subaccount_module {
+            changes.push((
+                "subaccount_module",
+                Value::Text(Some(module(m)?.as_str().into())),
+            ));
+        }
+        if let Some(enabled) = req.monthly_usage_limit_enabled {
+            changes.push((
+                "monthly_usage_limit_enabled",
+                Value::Int(Some(enabled as i64)),
+            ));
+        }
+        if let Some(limit) = req.monthly_credit_limit {
+            if parent.billing_type != Some(BillingType::Postpaid) {
+                return Err(Error::invalid(
+                    "monthly_credit_limit",
+                    "applies to postpaid parents only",
+                ));
+            }
+            changes.push((
+                "monthly_credit_limit_micros",
+                Value::Int(micros(Some(amount("monthly_credit_limit", limit)?))),
+            ));
+        }
+        if let Some(p) = &req.prices {
+            changes.push(("prices", Value::Text(Some(prices_text(&prices(p)?)))));
+        }
+        let new_channels = req
+            .channels
+            .as_deref()
+            .map(|c| channels("channels", c))
+            .transpose()?;
+        if let Some(list) = &new_channels {
+            changes.push(("channels", Value::Text(Some(json_text(list)))));
+        }
+        if let Some(c) = &req.currency {
+            changes.push(("currency", Value::Text(Some(currency(c)?))));
+        }
+        if let Some(r) = &req.region {
+            changes.push(("region", Value::Text(Some(short_text("region", r)?))));
+        }
+        if let Some(n) = &req.name {
+            let n = short_text("name", n)?;
+            changes.push((
+                "name_key",
+                Value::Text(Some(NameKey::of(&n).as_str().into())),
+            ));
+            changes.push(("name", Value::Text(Some(n))));
+        }
+        if let Some(tz) = &req.timezone {
+            changes.push(("timezone", Value::Text(Some(timezone(tz)?))));
+        }
+        let now_us = self.clock.now_us();
+        let mut tx = self.store.begin().await?;
+        store::accounts::update(&mut tx, &parent.id, &changes, now_us).await?;
+        if let Some(list) = &new_channels {
+            for sub in store::accounts::all_subaccounts(&mut tx, &parent.id).await? {
+                let kept: Vec<String> = sub
+                    .channels
+                    .iter()
+                    .filter(|c| list.contains(c))
+                    .cloned()
+                    .collect();
+                if kept != sub.channels {
+                    store::accounts::update(
+                        &mut tx,
+                        &sub.id,
+                        &[("channels", Value::Text(Some(json_text(&kept))))],
+                        now_us,
+                    )
+                    .await?;
+                }
+            }
+        }
+        let account = store::accounts::get(&mut tx, &parent.id)
+            .await?
+            .ok_or_else(|| Error::internal("parent vanished"))?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(account)
+    }
+}

@@ -1,0 +1,171 @@
+//! The input documents of each hook, built by the host from what it has in
+//! hand. Every runtime gets the same JSON; `policies/samples/` holds a sample
+//! of each and `docs/POLICIES.md` describes every field.
+
+use serde_json::{Value, json};
+
+use super::Hook;
+use crate::domain::{Account, AccountKind, Module, Relation, Role};
+
+/// Who is acting, as policies see it.
+#[derive(Debug, Clone)]
+pub struct PrincipalDoc {
+    pub user_id: Option<String>,
+    pub role: Option<Role>,
+    /// The account the principal belongs to (for an operator: none).
+    pub account_id: Option<String>,
+    pub account_kind: Option<AccountKind>,
+    /// The sub-account module of the principal's tree.
+    pub module: Option<Module>,
+    pub relation: Relation,
+}
+
+impl PrincipalDoc {
+    pub fn operator() -> PrincipalDoc {
+        PrincipalDoc {
+            user_id: None,
+            role: None,
+            account_id: None,
+            account_kind: None,
+            module: None,
+            relation: Relation::Operator,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "user_id": self.user_id,
+            "role": self.role.map(Role::as_str),
+            "account_id": self.account_id,
+            "account_kind": self.account_kind.map(AccountKind::as_str),
+            "module": self.module.map(Module::as_str),
+            "relation": self.relation.as_str(),
+        })
+    }
+}
+
+fn email_domain(email: &str) -> String {
+    email
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_lowercase())
+        .unwrap_or_default()
+}
+
+/// An account as the host sees it, with its parent (if any).
+pub fn account(a: &Account, parent: Option<&Account>) -> Value {
+    json!({
+        "id": a.id,
+        "kind": a.kind.as_str(),
+        "status": a.status.as_str(),
+        "name": a.name,
+        "email": a.email,
+        "email_domain": email_domain(&a.email),
+        "external_id": a.external_id,
+        "channels": a.channels,
+        "currency": a.currency,
+        "region": a.region,
+        "module": a.tree.module.map(Module::as_str),
+        "subaccounts_enabled": a.tree.subaccounts_enabled,
+        "billing_type": a.billing_type.map(|b| b.as_str()),
+        "credit_mode": a.credit_mode.map(|c| c.as_str()),
+        "parent": parent.map(|p| json!({
+            "id": p.id,
+            "name": p.name,
+            "email": p.email,
+            "email_domain": email_domain(&p.email),
+            "status": p.status.as_str(),
+            "module": p.tree.module.map(Module::as_str),
+            "billing_type": p.billing_type.map(|b| b.as_str()),
+        })),
+    })
+}
+
+/// `authorize`: may `principal` do `action` on `target`? `fields` names the
+/// fields a change would set (empty for other actions).
+pub fn authorize(principal: &PrincipalDoc, action: &str, target: &Value, fields: &[&str]) -> Value {
+    json!({
+        "hook": Hook::Authorize.name(),
+        "principal": principal.to_json(),
+        "action": action,
+        "target": target,
+        "fields": fields,
+    })
+}
+
+/// The fields submitted to create or change a sub-account.
+#[derive(Debug, Clone, Default)]
+pub struct SubmittedFields {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub timezone: Option<String>,
+}
+
+/// `subaccount.validate`: are these fields acceptable? `target` is the
+/// parent on create and the sub-account on update; `parent` is always the
+/// parent.
+pub fn validate(
+    principal: &PrincipalDoc,
+    action: &str,
+    target: &Value,
+    parent: &Value,
+    fields: &SubmittedFields,
+) -> Value {
+    json!({
+        "hook": Hook::SubaccountValidate.name(),
+        "principal": principal.to_json(),
+        "action": action,
+        "target": target,
+        "parent": parent,
+        "fields": {
+            "name": fields.name,
+            "email": fields.email,
+            "email_domain": fields.email.as_deref().map(email_domain),
+            "external_id": fields.external_id,
+            "channels": fields.channels,
+            "timezone": fields.timezone,
+        },
+    })
+}
+
+/// `visibility`: what may `principal` see of `resource` in `target`?
+pub fn visibility(principal: &PrincipalDoc, action: &str, resource: &str, target: &Value) -> Value {
+    json!({
+        "hook": Hook::Visibility.name(),
+        "principal": principal.to_json(),
+        "action": action,
+        "resource": resource,
+        "target": target,
+    })
+}
+
+/// `cascade`: what follows `event` on `target`? `subaccounts` are the
+/// sub-accounts concerned, with their status.
+pub fn cascade(
+    principal: &PrincipalDoc,
+    event: &str,
+    target: &Value,
+    subaccounts: &[Account],
+) -> Value {
+    let subs: Vec<Value> = subaccounts
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "status": s.status.as_str(),
+                "previous_status": s.previous_status.map(|p| p.as_str()),
+                "suspended_by": s.suspended_by.map(|p| p.as_str()),
+                "credit_mode": s.credit_mode.map(|c| c.as_str()),
+                "budget": null,
+            })
+        })
+        .collect();
+    json!({
+        "hook": Hook::Cascade.name(),
+        "event": event,
+        "principal": principal.to_json(),
+        "target": target,
+        "subaccounts": subs,
+    })
+}

@@ -1,0 +1,209 @@
+//! The Rhai runtime: a policy is a script defining `fn evaluate(hook, input)`
+//! that returns the output document as a map.
+//!
+//! Sandbox: no modules (the `no_module` feature makes `import` a syntax
+//! error), no `eval`, no file, clock or randomness access (Rhai
+//! has none without modules, and the `no_time` feature removes `timestamp`);
+//! limits on operations, call depth, expression depth, string, array and map
+//! sizes; a wall-clock deadline checked from the progress callback.
+
+use std::cell::Cell;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
+use serde_json::Value;
+
+use super::{Fault, Hook, OUTPUT_BYTES_MAX, Policy};
+
+/// Instruction budget of one evaluation.
+const OPERATIONS_MAX: u64 = 2_000_000;
+const CALL_LEVELS_MAX: usize = 32;
+const EXPR_DEPTH_MAX: usize = 64;
+const FN_EXPR_DEPTH_MAX: usize = 32;
+const STRING_LEN_MAX: usize = 64 * 1024;
+const ARRAY_LEN_MAX: usize = 10_000;
+const MAP_LEN_MAX: usize = 10_000;
+/// Largest script accepted.
+pub const SOURCE_BYTES_MAX: usize = 256 * 1024;
+/// The deadline is checked every this many operations.
+const DEADLINE_CHECK_EVERY: u64 = 256;
+
+thread_local! {
+    /// The deadline of the evaluation running on this thread.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// One engine for every Rhai policy: its limits are the sandbox.
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(OPERATIONS_MAX)
+        .set_max_call_levels(CALL_LEVELS_MAX)
+        .set_max_expr_depths(EXPR_DEPTH_MAX, FN_EXPR_DEPTH_MAX)
+        .set_max_string_size(STRING_LEN_MAX)
+        .set_max_array_size(ARRAY_LEN_MAX)
+        .set_max_map_size(MAP_LEN_MAX)
+        .set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.on_progress(|operations| {
+        if operations % DEADLINE_CHECK_EVERY != 0 {
+            return None;
+        }
+        let past = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
+        past.then(|| Dynamic::from("deadline"))
+    });
+    engine
+});
+
+#[derive(Debug)]
+pub struct RhaiPolicy {
+    id: String,
+    version: i64,
+    ast: AST,
+}
+
+impl RhaiPolicy {
+    /// Compiles a script; the error says where and why it does not compile.
+    pub fn compile(id: &str, version: i64, source: &str) -> Result<RhaiPolicy, String> {
+        if source.len() > SOURCE_BYTES_MAX {
+            return Err(format!(
+                "the script is {} bytes; the limit is {SOURCE_BYTES_MAX}",
+                source.len()
+            ));
+        }
+        let ast = ENGINE.compile(source).map_err(|e| e.to_string())?;
+        let defines_evaluate = ast
+            .iter_functions()
+            .any(|f| f.name == "evaluate" && f.params.len() == 2);
+        if !defines_evaluate {
+            return Err("the script must define `fn evaluate(hook, input)`".into());
+        }
+        Ok(RhaiPolicy {
+            id: id.to_string(),
+            version,
+            ast,
+        })
+    }
+}
+
+impl Policy for RhaiPolicy {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault> {
+        let input =
+            rhai::serde::to_dynamic(input).map_err(|e| Fault(format!("input conversion: {e}")))?;
+        DEADLINE.with(|d| d.set(Some(Instant::now() + deadline)));
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let result = ENGINE.call_fn_with_options::<Dynamic>(
+            options,
+            &mut Scope::new(),
+            &self.ast,
+            "evaluate",
+            (hook.name().to_string(), input),
+        );
+        DEADLINE.with(|d| d.set(None));
+        let output = result.map_err(|e| match *e {
+            rhai::EvalAltResult::ErrorTerminated(..) => {
+                Fault(format!("ran past its {} ms deadline", deadline.as_millis()))
+            }
+            other => Fault(other.to_string()),
+        })?;
+        let output: Value = rhai::serde::from_dynamic(&output)
+            .map_err(|e| Fault(format!("output is not a JSON document: {e}")))?;
+        let size = serde_json::to_vec(&output)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > OUTPUT_BYTES_MAX {
+            return Err(Fault(format!(
+                "output is {size} bytes; the limit is {OUTPUT_BYTES_MAX}"
+            )));
+        }
+        Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(source: &str) -> Result<Value, Fault> {
+        let policy = RhaiPolicy::compile("test", 1, source).map_err(Fault)?;
+        policy.evaluate(
+            Hook::Authorize,
+            &json!({"action": "account.read"}),
+            Duration::from_millis(100),
+        )
+    }
+
+    #[test]
+    fn evaluates_a_map_into_json() {
+        let out = run(
+            r#"fn evaluate(hook, input) { #{ decision: "allow", hook: hook, action: input.action } }"#,
+        );
+        assert_eq!(
+            out,
+            Ok(json!({"decision": "allow", "hook": "authorize", "action": "account.read"}))
+        );
+    }
+
+    #[test]
+    fn refuses_scripts_without_evaluate_or_that_do_not_compile() {
+        assert!(
+            RhaiPolicy::compile("p", 1, "fn other(a) { a }")
+                .unwrap_err()
+                .contains("evaluate")
+        );
+        assert!(RhaiPolicy::compile("p", 1, "fn evaluate(h, i) { let }").is_err());
+        assert!(
+            RhaiPolicy::compile("p", 1, r#"import "fs" as f; fn evaluate(h, i) { 1 }"#).is_err()
+        );
+        assert!(
+            RhaiPolicy::compile("p", 1, r#"fn evaluate(h, i) { import "fs" as f; 1 }"#).is_err()
+        );
+    }
+
+    #[test]
+    fn hostile_scripts_fail_closed_within_the_deadline() {
+        let hostile = [
+            ("endless loop", "fn evaluate(h, i) { loop { } }"),
+            (
+                "deep recursion",
+                "fn f(n) { f(n + 1) } fn evaluate(h, i) { f(0) }",
+            ),
+            (
+                "memory growth",
+                r#"fn evaluate(h, i) { let s = "x"; loop { s += s; } }"#,
+            ),
+            (
+                "huge array",
+                "fn evaluate(h, i) { let a = []; loop { a.push(1); } }",
+            ),
+            ("error", r#"fn evaluate(h, i) { throw "boom"; }"#),
+            ("eval", r#"fn evaluate(h, i) { eval("1") }"#),
+            (
+                "huge output",
+                r#"fn evaluate(h, i) { let m = #{}; for n in 0..5000 { m[`k${n}`] = "xxxxxxxxxxxxxxxxxxxxxxxx"; } m }"#,
+            ),
+        ];
+        for (what, source) in hostile {
+            let started = Instant::now();
+            let result = run(source);
+            assert!(result.is_err(), "{what}: {result:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{what} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Starting and stopping the host: open the store, run migrations, settle
+//! the operator token, load policies, serve until told to stop.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::ops::{Canopy, Settings};
+use crate::policy::Policies;
+use crate::secrets::{new_secret, sha256_hex};
+use crate::store::{self, Store};
+
+/// How often expired idempotency keys are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+const OPERATOR_TOKEN_SETTING: &str = "operator_token_sha256";
+
+/// Everything `canopy serve` is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// `None`: use the stored hash, or generate a token on first start.
+    pub operator_token: Option<String>,
+    /// `None`: the shipped defaults compiled into the binary.
+    pub policies_dir: Option<PathBuf>,
+    pub test_clock: bool,
+    pub settings: Settings,
+}
+
+/// A host ready to serve.
+pub struct Host {
+    pub canopy: Arc<Canopy>,
+    pub test_clock: bool,
+    /// Set when this start generated the operator token: show it once.
+    pub generated_operator_token: Option<String>,
+}
+
+impl Host {
+    pub async fn open(config: Config) -> Result<Host, String> {
+        let policies = match &config.policies_dir {
+            Some(dir) => Policies::from_dir(dir)?,
+            None => Policies::shipped()?,
+        };
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        let (operator_token_hash, generated_operator_token) =
+            operator_token(&store, config.operator_token.as_deref())
+                .await
+                .map_err(|e| format!("cannot settle the operator token: {e}"))?;
+        let canopy = Canopy {
+            store,
+            policies,
+            clock: Arc::new(Clock::default()),
+            settings: config.settings,
+            operator_token_hash,
+        };
+        Ok(Host {
+            canopy: Arc::new(canopy),
+            test_clock: config.test_clock,
+            generated_operator_token,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes; requests in flight
+    /// finish first.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = crate::http::router(self.canopy.clone(), self.test_clock);
+        let purger = tokio::spawn(purge_loop(self.canopy.clone()));
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        purger.abort();
+        self.canopy.store.close().await;
+        served
+    }
+}
+
+/// The operator token's hash: from the flag, from storage, or generated now
+/// (and then returned once so it can be printed).
+async fn operator_token(
+    store: &Store,
+    given: Option<&str>,
+) -> crate::Result<(String, Option<String>)> {
+    if let Some(token) = given {
+        return Ok((sha256_hex(token.as_bytes()), None));
+    }
+    let mut tx = store.begin().await?;
+    if let Some(hash) = store::settings::get(&mut tx, OPERATOR_TOKEN_SETTING).await? {
+        return Ok((hash, None));
+    }
+    let token = new_secret("cop");
+    let hash = sha256_hex(token.as_bytes());
+    let stored = store::settings::insert_if_absent(&mut tx, OPERATOR_TOKEN_SETTING, &hash).await?;
+    tx.commit().await.map_err(store::db_error)?;
+    // Another host may have generated one first; its token is the one.
+    Ok(if stored == hash {
+        (hash, Some(token))
+    } else {
+        (stored, None)
+    })
+}
+
+async fn purge_loop(canopy: Arc<Canopy>) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        every.tick().await;
+        let purged = async {
+            let mut tx = canopy.store.begin().await?;
+            let n = store::idempotency::purge(&mut tx, canopy.clock.now_us()).await?;
+            tx.commit().await.map_err(store::db_error)?;
+            Ok::<_, crate::Error>(n)
+        }
+        .await;
+        match purged {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down; letting requests in flight finish");
+}

@@ -1,0 +1,414 @@
+//! Users, memberships, invitations, API keys and sessions.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Conn, db_error, unique_violation};
+use crate::clock::from_us;
+use crate::domain::Role;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub id: String,
+    pub account_id: String,
+    pub email: String,
+    pub email_key: String,
+    pub role: Role,
+    pub expires_at_us: i64,
+    pub used_at_us: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a bearer token resolves to.
+#[derive(Debug, Clone)]
+pub enum TokenOwner {
+    /// An API key: acts as its user in the account it was created for.
+    ApiKey {
+        key_id: String,
+        user_id: String,
+        account_id: String,
+    },
+    /// A session: acts as its user in any account the user belongs to.
+    Session { user_id: String },
+}
+
+fn user_from(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id").map_err(db_error)?,
+        email: row.try_get("email").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        password_hash: row.try_get("password_hash").map_err(db_error)?,
+        created_at: from_us(row.try_get("created_at").map_err(db_error)?),
+    })
+}
+
+pub async fn user_by_email_key(c: &mut Conn, email_key: &str) -> Result<Option<User>> {
+    let row = sqlx::query("SELECT * FROM users WHERE email_key = $1")
+        .bind(email_key)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_error)?;
+    row.as_ref().map(user_from).transpose()
+}
+
+pub async fn user_by_id(c: &mut Conn, id: &str) -> Result<Option<User>> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_error)?;
+    row.as_ref().map(user_from).transpose()
+}
+
+/// Inserts a user; a user whose e-mail is taken already exists, and the
+/// caller decides what that means.
+pub async fn insert_user(c: &mut Conn, user: &User, email_key: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, email_key, name, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(email_key)
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(user.created_at.timestamp_micros())
+    .execute(&mut *c)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::Conflict("a user with this e-mail already exists".into()),
+        None => db_error(e),
+    })?;
+    Ok(())
+}
+
+pub async fn set_user_profile(
+    c: &mut Conn,
+    user_id: &str,
+    name: &str,
+    password_hash: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET name = $2, password_hash = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(name)
+        .bind(password_hash)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn membership_role(
+    c: &mut Conn,
+    user_id: &str,
+    account_id: &str,
+) -> Result<Option<Role>> {
+    let row = sqlx::query("SELECT role FROM memberships WHERE user_id = $1 AND account_id = $2")
+        .bind(user_id)
+        .bind(account_id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_error)?;
+    match row {
+        Some(r) => {
+            let role: String = r.try_get("role").map_err(db_error)?;
+            Ok(Some(Role::parse(&role).ok_or_else(|| {
+                Error::internal("stored role is malformed")
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+pub async fn insert_membership(
+    c: &mut Conn,
+    user_id: &str,
+    account_id: &str,
+    role: Role,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships (user_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(account_id)
+    .bind(role.as_str())
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::Conflict("this user is already a member of the account".into()),
+        None => db_error(e),
+    })?;
+    Ok(())
+}
+
+/// Removes a membership and revokes the keys made for it; the account's
+/// data stays as it is.
+pub async fn delete_membership(
+    c: &mut Conn,
+    user_id: &str,
+    account_id: &str,
+    now_us: i64,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND account_id = $2")
+        .bind(user_id)
+        .bind(account_id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE user_id = $1 AND account_id = $2 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(account_id)
+        .bind(now_us)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_admins(c: &mut Conn, account_id: &str) -> Result<i64> {
+    sqlx::query("SELECT COUNT(*) AS n FROM memberships WHERE account_id = $1 AND role = 'admin'")
+        .bind(account_id)
+        .fetch_one(&mut *c)
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(db_error)
+}
+
+pub async fn list_members(
+    c: &mut Conn,
+    account_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Member>> {
+    let rows = sqlx::query(
+        "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
+         JOIN users u ON u.id = m.user_id
+         WHERE m.account_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            let role: String = row.try_get("role").map_err(db_error)?;
+            Ok(Member {
+                user: user_from(row)?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| Error::internal("stored role is malformed"))?,
+                joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
+            })
+        })
+        .collect()
+}
+
+pub async fn insert_invitation(
+    c: &mut Conn,
+    inv: &Invitation,
+    token_hash: &str,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO invitations (id, token_hash, account_id, email, email_key, role, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&inv.id)
+    .bind(token_hash)
+    .bind(&inv.account_id)
+    .bind(&inv.email)
+    .bind(&inv.email_key)
+    .bind(inv.role.as_str())
+    .bind(inv.expires_at_us)
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn invitation_by_token(c: &mut Conn, token_hash: &str) -> Result<Option<Invitation>> {
+    let row = sqlx::query("SELECT * FROM invitations WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_error)?;
+    row.map(|r| {
+        let role: String = r.try_get("role").map_err(db_error)?;
+        Ok(Invitation {
+            id: r.try_get("id").map_err(db_error)?,
+            account_id: r.try_get("account_id").map_err(db_error)?,
+            email: r.try_get("email").map_err(db_error)?,
+            email_key: r.try_get("email_key").map_err(db_error)?,
+            role: Role::parse(&role).ok_or_else(|| Error::internal("stored role is malformed"))?,
+            expires_at_us: r.try_get("expires_at").map_err(db_error)?,
+            used_at_us: r.try_get("used_at").map_err(db_error)?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks an invitation used; false if it was used meanwhile (a token works
+/// once, even when two requests race).
+pub async fn use_invitation(c: &mut Conn, id: &str, now_us: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE invitations SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(id)
+        .bind(now_us)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_api_key(c: &mut Conn, key: &ApiKey, secret_hash: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, secret_hash, user_id, account_id, name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.id)
+    .bind(secret_hash)
+    .bind(&key.user_id)
+    .bind(&key.account_id)
+    .bind(&key.name)
+    .bind(key.created_at.timestamp_micros())
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn key_from(row: &AnyRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id").map_err(db_error)?,
+        user_id: row.try_get("user_id").map_err(db_error)?,
+        account_id: row.try_get("account_id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        created_at: from_us(row.try_get("created_at").map_err(db_error)?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")
+            .map_err(db_error)?
+            .map(from_us),
+    })
+}
+
+pub async fn list_api_keys(
+    c: &mut Conn,
+    account_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ApiKey>> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, account_id, name, created_at, revoked_at FROM api_keys
+         WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(key_from).collect()
+}
+
+pub async fn revoke_api_key(
+    c: &mut Conn,
+    account_id: &str,
+    key_id: &str,
+    now_us: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(key_id)
+    .bind(account_id)
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_session(
+    c: &mut Conn,
+    id: &str,
+    token_hash: &str,
+    user_id: &str,
+    expires_at_us: i64,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO sessions (id, token_hash, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(expires_at_us)
+        .bind(now_us)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The owner of a live (unrevoked, unexpired) API key or session token.
+pub async fn token_owner(
+    c: &mut Conn,
+    token_hash: &str,
+    now_us: i64,
+) -> Result<Option<TokenOwner>> {
+    let key = sqlx::query(
+        "SELECT id, user_id, account_id FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
+    if let Some(row) = key {
+        return Ok(Some(TokenOwner::ApiKey {
+            key_id: row.try_get("id").map_err(db_error)?,
+            user_id: row.try_get("user_id").map_err(db_error)?,
+            account_id: row.try_get("account_id").map_err(db_error)?,
+        }));
+    }
+    let session =
+        sqlx::query("SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+            .bind(token_hash)
+            .bind(now_us)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_error)?;
+    session
+        .map(|row| {
+            Ok(TokenOwner::Session {
+                user_id: row.try_get("user_id").map_err(db_error)?,
+            })
+        })
+        .transpose()
+}
