@@ -138,7 +138,7 @@ fn run_serve(serve: Serve) -> ExitCode {
         };
         let host = match Host::open(config).await {
             Ok(h) => h,
-            Err(e) => return fail(format!("{e} (database {})", redact(&serve.database_url))),
+            Err(e) => return fail(e),
         };
         if let Some(token) = &host.generated_operator_token {
             println!("canopy: operator token (shown once, stored only as a hash): {token}");
@@ -153,16 +153,6 @@ fn run_serve(serve: Serve) -> ExitCode {
             Err(e) => fail(format!("server failed: {e}")),
         }
     })
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Path>) -> ExitCode {

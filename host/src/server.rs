@@ -44,10 +44,9 @@ impl Host {
             Some(dir) => Policies::from_dir(dir)?,
             None => Policies::shipped()?,
         };
-        let store = Store::connect(&config.database_url)
-            .await
-            .map_err(|e| e.to_string())?;
-        store.migrate().await.map_err(|e| e.to_string())?;
+        let at = |e: store::StoreError| format!("{e} (database {})", redact(&config.database_url));
+        let store = Store::connect(&config.database_url).await.map_err(at)?;
+        store.migrate().await.map_err(at)?;
         let (operator_token_hash, generated_operator_token) =
             operator_token(&store, config.operator_token.as_deref())
                 .await
@@ -125,6 +124,16 @@ async fn purge_loop(canopy: Arc<Canopy>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
         }
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -1,1 +1,405 @@
+//! The end-to-end test harness: a real Canopy server on port 0 with its own
+//! fresh database (an SQLite file or a new PostgreSQL database), and a small
+//! typed client. Every scenario runs on both backends through
+//! [`both_backends!`].
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canopy::ops::Settings;
+use canopy::server::{Config, Host};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub use reqwest;
+pub use serde_json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server the PostgreSQL tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CANOPY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("canopy.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let admin = postgres_admin_url();
+            let name = format!("canopy_t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is needed for the postgres tests: {e}")
+                });
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+/// How to start a test server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub policies_dir: Option<PathBuf>,
+    pub invitation_ttl: Option<Duration>,
+    /// Reuse this database (for several hosts on one database).
+    pub database_url: Option<String>,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub operator_token: String,
+    pub database_url: String,
+    pub backend: Backend,
+    client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+pub const OPERATOR_TOKEN: &str = "cop_test_operator_token_0123456789";
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
+    let (database_url, dir) = match &options.database_url {
+        Some(url) => (url.clone(), None),
+        None => fresh_database(backend).await,
+    };
+    let mut settings = Settings::default();
+    if let Some(ttl) = options.invitation_ttl {
+        settings.invitation_ttl = ttl;
+    }
+    let host = Host::open(Config {
+        database_url: database_url.clone(),
+        operator_token: Some(OPERATOR_TOKEN.into()),
+        policies_dir: options.policies_dir.clone(),
+        test_clock: true,
+        settings,
+    })
+    .await
+    .expect("test server starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(host.run(listener, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        operator_token: OPERATOR_TOKEN.into(),
+        database_url,
+        backend,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir.map(Arc::new),
+    }
+}
+
+/// A response: status, JSON body (Null if none) and headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The problem's `code`, for error responses.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "unexpected code; body: {}", self.body);
+        assert!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                == Some("application/problem+json"),
+            "errors are problem+json"
+        );
+        assert!(
+            !self.body["detail"].as_str().unwrap_or("").is_empty(),
+            "a problem says what was wrong"
+        );
+        self.body
+    }
+}
+
+/// A parent account made by the operator, with its admin's API key.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub id: String,
+    pub key: String,
+    pub admin_user_id: String,
+    pub invitation: String,
+}
+
+/// A sub-account, with its invitation token when one was sent.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub id: String,
+    pub invitation: Option<String>,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.request_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("server answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        });
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn op_post(&self, path: &str, body: Value) -> Reply {
+        self.post(path, &self.operator_token.clone(), body).await
+    }
+
+    pub async fn op_patch(&self, path: &str, body: Value) -> Reply {
+        self.patch(path, &self.operator_token.clone(), body).await
+    }
+
+    /// A prepaid parent at `domain` with sub-accounts enabled under `module`.
+    pub async fn parent(&self, domain: &str, module: &str) -> Parent {
+        let body = self
+            .op_post(
+                "/v1/operator/accounts",
+                json!({
+                    "name": format!("Parent {domain}"),
+                    "company_name": format!("{domain} Ltd"),
+                    "email": format!("billing@{domain}"),
+                    "billing_type": "prepaid",
+                    "currency": "USD",
+                    "prices": {"sms": "0.0075"},
+                    "channels": ["sms", "whatsapp"],
+                    "admin": {"email": format!("admin@{domain}"), "name": "Parent Admin"},
+                }),
+            )
+            .await
+            .expect(201);
+        let id = body["account"]["id"].as_str().unwrap().to_string();
+        self.op_patch(
+            &format!("/v1/operator/accounts/{id}"),
+            json!({"subaccounts_enabled": true, "subaccount_module": module}),
+        )
+        .await
+        .expect(200);
+        Parent {
+            id,
+            key: body["api_key"]["secret"].as_str().unwrap().to_string(),
+            admin_user_id: body["admin"]["id"].as_str().unwrap().to_string(),
+            invitation: body["invitation"]["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Creates a sub-account; `extra` fields are merged into the body.
+    pub async fn try_sub(&self, parent: &Parent, name: &str, email: &str, extra: Value) -> Reply {
+        let mut body = json!({"name": name, "email": email});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.post(
+            &format!("/v1/accounts/{}/subaccounts", parent.id),
+            &parent.key,
+            body,
+        )
+        .await
+    }
+
+    pub async fn sub(&self, parent: &Parent, name: &str, email: &str) -> Sub {
+        let body = self
+            .try_sub(parent, name, email, json!({}))
+            .await
+            .expect(201);
+        Sub {
+            id: body["id"].as_str().unwrap().to_string(),
+            invitation: body["invitation"]["token"].as_str().map(str::to_string),
+            body,
+        }
+    }
+
+    /// Accepts an invitation; returns the new API key's secret.
+    pub async fn accept(&self, token: &str, name: &str, password: &str) -> String {
+        let body = self
+            .request(
+                Method::POST,
+                "/v1/invitations/accept",
+                None,
+                Some(json!({"token": token, "name": name, "password": password})),
+            )
+            .await
+            .expect(200);
+        body["api_key"]["secret"].as_str().unwrap().to_string()
+    }
+
+    /// Invites `email` with `role` into `account` and accepts: returns the key.
+    pub async fn member(
+        &self,
+        inviter_key: &str,
+        account: &str,
+        email: &str,
+        role: &str,
+    ) -> String {
+        let body = self
+            .post(
+                &format!("/v1/accounts/{account}/members"),
+                inviter_key,
+                json!({"email": email, "role": role}),
+            )
+            .await
+            .expect(201);
+        self.accept(
+            body["invitation"]["token"].as_str().unwrap(),
+            "Member",
+            "correct horse battery",
+        )
+        .await
+    }
+
+    pub async fn set_clock(&self, now: &str) {
+        self.op_post("/v1/operator/clock", json!({"now": now}))
+            .await
+            .expect(200);
+    }
+
+    /// Stops the server, letting requests in flight finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Runs each scenario once on SQLite and once on PostgreSQL:
+/// `mod name { sqlite, postgres }`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($app: $crate::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    scenario($crate::spawn_app($crate::Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    scenario($crate::spawn_app($crate::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
