@@ -121,16 +121,14 @@ impl Canopy {
         let mut tx = self.store.begin().await?;
         if let Some(user) =
             store::credentials::user_by_email_key(&mut tx, email.key().as_str()).await?
-        {
-            if store::credentials::membership_role(&mut tx, &user.id, account_id)
+            && store::credentials::membership_role(&mut tx, &user.id, account_id)
                 .await?
                 .is_some()
-            {
-                return Err(Error::Conflict(format!(
-                    "{} is already a member of this account",
-                    email.as_str()
-                )));
-            }
+        {
+            return Err(Error::Conflict(format!(
+                "{} is already a member of this account",
+                email.as_str()
+            )));
         }
         let invitation = self
             .issue_invitation(&mut tx, account_id, &email, role, now_us)

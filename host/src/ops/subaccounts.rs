@@ -365,12 +365,12 @@ impl Canopy {
             ("channels", req.channels.is_some()),
             ("monthly_usage_limit", req.monthly_usage_limit.is_some()),
         ];
-        if let Some((field, _)) = parent_only.iter().find(|(_, set)| *set) {
-            if !by_parent {
-                return Err(Error::Forbidden(format!(
-                    "`{field}` of a sub-account is set by its parent account's admin; sub-accounts and parents set their own name, timezone, external id and alerts"
-                )));
-            }
+        if let Some((field, _)) = parent_only.iter().find(|(_, set)| *set)
+            && !by_parent
+        {
+            return Err(Error::Forbidden(format!(
+                "`{field}` of a sub-account is set by its parent account's admin; sub-accounts and parents set their own name, timezone, external id and alerts"
+            )));
         }
         let target = &actor.target;
         if req.monthly_usage_limit.is_some() && !target.tree.monthly_usage_limit_enabled {

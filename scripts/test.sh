@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test on SQLite and on PostgreSQL, from a fresh machine:
+# starts PostgreSQL if it is installed but stopped, drops the databases that
+# earlier runs left, builds the binary the process tests start, then runs
+# the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_URL=${CANOPY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+export CANOPY_TEST_POSTGRES_URL=$PG_URL
+
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    echo "test.sh: starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+    else
+        echo "test.sh: PostgreSQL is not installed; install it (apt-get install postgresql) or set CANOPY_TEST_POSTGRES_URL" >&2
+        exit 1
+    fi
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+# Each PostgreSQL test makes its own database; forget those of earlier runs.
+if command -v psql >/dev/null; then
+    psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'canopy_t_%'" 2>/dev/null |
+        while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+fi
+
+cargo build --locked -p canopy --bin canopy
+cargo test --locked --workspace "$@"
