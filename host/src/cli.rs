@@ -182,7 +182,9 @@ fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Pa
     let mut failed = false;
     for doc in inputs {
         let started = Instant::now();
-        let result = policy.evaluate(hook, &doc, crate::policy::EVALUATION_DEADLINE);
+        let result = policy
+            .evaluate(hook, &doc, crate::policy::EVALUATION_DEADLINE)
+            .and_then(|out| crate::policy::output::check(hook, &out).map(|()| out));
         let took = started.elapsed();
         match result {
             Ok(out) => println!("{}  ({} us)", out, took.as_micros()),

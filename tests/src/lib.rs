@@ -82,6 +82,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
+    // Server logs go to the test's captured output (CANOPY_LOG=debug for more).
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CANOPY_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
     let (database_url, dir) = match &options.database_url {
         Some(url) => (url.clone(), None),
         None => fresh_database(backend).await,
@@ -258,20 +265,27 @@ impl TestApp {
 
     /// A prepaid parent at `domain` with sub-accounts enabled under `module`.
     pub async fn parent(&self, domain: &str, module: &str) -> Parent {
+        self.parent_with(domain, module, json!({})).await
+    }
+
+    /// A parent like [`TestApp::parent`], with `overrides` merged into the
+    /// creation body (billing type, prices, limits).
+    pub async fn parent_with(&self, domain: &str, module: &str, overrides: Value) -> Parent {
+        let mut request = json!({
+            "name": format!("Parent {domain}"),
+            "company_name": format!("{domain} Ltd"),
+            "email": format!("billing@{domain}"),
+            "billing_type": "prepaid",
+            "currency": "USD",
+            "prices": {"sms": "0.0075"},
+            "channels": ["sms", "whatsapp"],
+            "admin": {"email": format!("admin@{domain}"), "name": "Parent Admin"},
+        });
+        if let (Some(b), Some(o)) = (request.as_object_mut(), overrides.as_object()) {
+            b.extend(o.clone());
+        }
         let body = self
-            .op_post(
-                "/v1/operator/accounts",
-                json!({
-                    "name": format!("Parent {domain}"),
-                    "company_name": format!("{domain} Ltd"),
-                    "email": format!("billing@{domain}"),
-                    "billing_type": "prepaid",
-                    "currency": "USD",
-                    "prices": {"sms": "0.0075"},
-                    "channels": ["sms", "whatsapp"],
-                    "admin": {"email": format!("admin@{domain}"), "name": "Parent Admin"},
-                }),
-            )
+            .op_post("/v1/operator/accounts", request)
             .await
             .expect(201);
         let id = body["account"]["id"].as_str().unwrap().to_string();
@@ -349,6 +363,37 @@ impl TestApp {
             body["invitation"]["token"].as_str().unwrap(),
             "Member",
             "correct horse battery",
+        )
+        .await
+    }
+
+    /// The operator's reconciliation check; panics unless balanced.
+    pub async fn assert_ledger_balanced(&self) -> Value {
+        let check = self
+            .get("/v1/operator/ledger/check", &self.operator_token.clone())
+            .await
+            .expect(200);
+        assert_eq!(check["balanced"], true, "ledger check: {check}");
+        check
+    }
+
+    /// A field of `GET /v1/accounts/{id}/balance`.
+    pub async fn money(&self, account: &str, key: &str, field: &str) -> String {
+        let body = self
+            .get(&format!("/v1/accounts/{account}/balance"), key)
+            .await
+            .expect(200);
+        body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no `{field}` in {body}"))
+            .to_string()
+    }
+
+    pub async fn send(&self, account: &str, key: &str) -> Reply {
+        self.post(
+            &format!("/v1/accounts/{account}/messages"),
+            key,
+            json!({"channel": "sms", "to": "+15550100", "body": "hello"}),
         )
         .await
     }

@@ -13,7 +13,6 @@ use super::views::{AccountView, InvitationView, List};
 use super::{AppState, Problem};
 use crate::Result;
 use crate::ops::subaccounts::{AccountChanges, NewSubaccount};
-use crate::policy::View;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -70,7 +69,7 @@ async fn create_subaccount(
     Ok((
         StatusCode::CREATED,
         Json(CreatedSubaccountView {
-            account: AccountView::new(&created.account, &View::default()),
+            account: AccountView::new(&created.account, &created.view),
             invitation: created.invitation.map(Into::into),
         }),
     ))
@@ -106,10 +105,8 @@ async fn suspend_subaccount(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(AccountView::new(
-        &s.canopy.suspend_subaccount(&p, &id).await?,
-        &View::default(),
-    )))
+    let (account, view) = s.canopy.suspend_subaccount(&p, &id).await?;
+    Ok(Json(AccountView::new(&account, &view)))
 }
 
 /// Reactivate a sub-account (its parent's admin).
@@ -120,10 +117,8 @@ async fn unsuspend_subaccount(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(AccountView::new(
-        &s.canopy.unsuspend_subaccount(&p, &id).await?,
-        &View::default(),
-    )))
+    let (account, view) = s.canopy.unsuspend_subaccount(&p, &id).await?;
+    Ok(Json(AccountView::new(&account, &view)))
 }
 
 /// Delete a sub-account at once; its data is purged after retention.
@@ -134,8 +129,6 @@ async fn delete_subaccount(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(AccountView::new(
-        &s.canopy.delete_subaccount(&p, &id).await?,
-        &View::default(),
-    )))
+    let (account, view) = s.canopy.delete_subaccount(&p, &id).await?;
+    Ok(Json(AccountView::new(&account, &view)))
 }

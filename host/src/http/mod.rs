@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod idempotency;
 mod members;
+mod money;
 mod operator;
 mod system;
 mod views;
@@ -65,6 +66,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(operator::router())
         .merge(accounts::router())
         .merge(members::router())
+        .merge(money::router())
         .merge(system::router())
         .split_for_parts()
 }

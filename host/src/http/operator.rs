@@ -13,7 +13,6 @@ use super::views::{AccountView, InvitationView, List, SecretKeyView, UserView};
 use super::{AppState, Problem};
 use crate::domain::Status;
 use crate::ops::parents::{NewParent, ParentChanges};
-use crate::policy::View;
 use crate::{Error, Result};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,9 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_clock))
 }
 
-/// The operator sees every field.
-fn full(a: &crate::domain::Account) -> AccountView {
-    AccountView::new(a, &View::default())
+/// A parent as the `visibility` hook lets the operator see it.
+async fn shown(s: &AppState, account: crate::domain::Account) -> Result<Json<AccountView>> {
+    let view = s.canopy.parent_view(&account).await?;
+    Ok(Json(AccountView::new(&account, &view)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -49,10 +49,11 @@ async fn create_parent(
     Body(req): Body<NewParent>,
 ) -> Result<(StatusCode, Json<CreatedParentView>)> {
     let created = s.canopy.create_parent(req).await?;
+    let view = s.canopy.parent_view(&created.account).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedParentView {
-            account: full(&created.account),
+            account: AccountView::new(&created.account, &view),
             admin: (&created.admin).into(),
             api_key: created.api_key.into(),
             invitation: created.invitation.into(),
@@ -68,9 +69,13 @@ async fn list_parents(
     _: Operator,
     Query(p): Query<Pagination>,
 ) -> Result<Json<List<AccountView>>> {
-    let page = s.canopy.list_parents(&p.page()?).await?;
+    let (page, view) = s.canopy.list_parents(&p.page()?).await?;
     Ok(Json(List {
-        data: page.items.iter().map(full).collect(),
+        data: page
+            .items
+            .iter()
+            .map(|a| AccountView::new(a, &view))
+            .collect(),
         next_cursor: cursor(page.next_after),
     }))
 }
@@ -83,7 +88,7 @@ async fn get_parent(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(full(&s.canopy.get_parent(&id).await?)))
+    shown(&s, s.canopy.get_parent(&id).await?).await
 }
 
 /// Change a parent: modules, limits, prices, channels, currency, region.
@@ -95,7 +100,7 @@ async fn update_parent(
     Path(id): Path<String>,
     Body(req): Body<ParentChanges>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(full(&s.canopy.update_parent(&id, req).await?)))
+    shown(&s, s.canopy.update_parent(&id, req).await?).await
 }
 
 /// Delete a parent and all its sub-accounts.
@@ -106,7 +111,7 @@ async fn delete_parent(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(full(&s.canopy.delete_parent(&id).await?)))
+    shown(&s, s.canopy.delete_parent(&id).await?).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -148,9 +153,13 @@ async fn list_parent_subaccounts(
     Query(f): Query<StatusFilter>,
 ) -> Result<Json<List<AccountView>>> {
     let (status, page) = f.parts()?;
-    let page = s.canopy.list_parent_subaccounts(&id, status, &page).await?;
+    let (page, view) = s.canopy.list_parent_subaccounts(&id, status, &page).await?;
     Ok(Json(List {
-        data: page.items.iter().map(full).collect(),
+        data: page
+            .items
+            .iter()
+            .map(|a| AccountView::new(a, &view))
+            .collect(),
         next_cursor: cursor(page.next_after),
     }))
 }
@@ -163,7 +172,7 @@ async fn suspend_parent(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(full(&s.canopy.suspend_parent(&id).await?)))
+    shown(&s, s.canopy.suspend_parent(&id).await?).await
 }
 
 /// Reactivate a parent; each sub-account its suspension took comes back.
@@ -174,7 +183,7 @@ async fn unsuspend_parent(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
-    Ok(Json(full(&s.canopy.unsuspend_parent(&id).await?)))
+    shown(&s, s.canopy.unsuspend_parent(&id).await?).await
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -10,6 +10,8 @@
 
 pub mod access;
 pub mod members;
+pub mod messages;
+pub mod money;
 pub mod parents;
 pub mod status;
 pub mod subaccounts;

@@ -11,6 +11,7 @@ use crate::domain::account::{CHANNELS_MAX, SHORT_TEXT_LEN_MAX};
 use crate::domain::{
     Account, AccountKind, Amount, BillingType, EmailAddress, Module, NameKey, Role, Status,
 };
+use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
 use crate::store::accounts::{NewAccount, Value, json_text, micros, prices_text};
 use crate::store::credentials::{ApiKey, Invitation, User};
@@ -353,12 +354,18 @@ impl Canopy {
         })
     }
 
-    pub async fn list_parents(&self, page: &Page) -> Result<Paged<Account>> {
+    pub async fn list_parents(&self, page: &Page) -> Result<(Paged<Account>, View)> {
         self.authorize_operator("parent.list", None).await?;
-        self.view_operator("parent.list", "accounts", None).await?;
+        let view = self.view_operator("parent.list", "accounts", None).await?;
         let mut c = self.store.reader().await?;
         let rows = store::accounts::list_parents(&mut c, &page.after, page.fetch_limit()).await?;
-        Ok(Paged::from_fetch(rows, page, |a| a.id.clone()))
+        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+    }
+
+    /// What the operator may see of a parent (the `visibility` hook).
+    pub async fn parent_view(&self, account: &Account) -> Result<View> {
+        self.view_operator("parent.read", "account", Some(account))
+            .await
     }
 
     /// A parent, as the operator sees it.
@@ -382,8 +389,11 @@ impl Canopy {
         id: &str,
         status: Option<Status>,
         page: &Page,
-    ) -> Result<Paged<Account>> {
+    ) -> Result<(Paged<Account>, View)> {
         let parent = self.get_parent(id).await?;
+        let view = self
+            .view_operator("parent.subaccounts", "subaccounts", Some(&parent))
+            .await?;
         let mut c = self.store.reader().await?;
         let rows = store::accounts::list_subaccounts(
             &mut c,
@@ -393,7 +403,7 @@ impl Canopy {
             page.fetch_limit(),
         )
         .await?;
-        Ok(Paged::from_fetch(rows, page, |a| a.id.clone()))
+        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
     }
 
     /// The operator's changes to a parent; prices, currency and region apply
@@ -451,7 +461,16 @@ impl Canopy {
             changes.push(("channels", Value::Text(Some(json_text(list)))));
         }
         if let Some(c) = &req.currency {
-            changes.push(("currency", Value::Text(Some(currency(c)?))));
+            let c = currency(c)?;
+            if c != parent.currency {
+                let mut conn = self.store.reader().await?;
+                if store::ledger::tree_holds_money(&mut conn, &parent.id).await? {
+                    return Err(Error::Conflict(
+                        "the currency cannot change while any account of this tree holds money; settle the balances first".into(),
+                    ));
+                }
+            }
+            changes.push(("currency", Value::Text(Some(c))));
         }
         if let Some(r) = &req.region {
             changes.push(("region", Value::Text(Some(short_text("region", r)?))));

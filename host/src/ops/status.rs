@@ -9,6 +9,7 @@ use super::{Canopy, Principal};
 use crate::domain::account::transition_allowed;
 use crate::domain::{Account, Status, SuspendedBy};
 use crate::error::PolicyRef;
+use crate::policy::View;
 use crate::policy::input::{self, PrincipalDoc};
 use crate::policy::output::CascadePlan;
 use crate::store::accounts::StatusChange;
@@ -126,13 +127,13 @@ impl Canopy {
         &self,
         principal: PrincipalDoc,
         event: Event,
-        target: &Account,
+        (target, target_parent): (&Account, Option<&Account>),
         subs: &[Account],
     ) -> Result<Vec<(Account, StatusChange)>> {
         let doc = input::cascade(
             &principal,
             event.name(),
-            &input::account(target, None),
+            &input::account(target, target_parent),
             subs,
         );
         let (policy, plan) = self.policies.cascade(doc).await?;
@@ -156,7 +157,11 @@ impl Canopy {
 
     // Sub-accounts, by their parent's admin.
 
-    pub async fn suspend_subaccount(&self, principal: &Principal, id: &str) -> Result<Account> {
+    pub async fn suspend_subaccount(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(Account, View)> {
         let actor = self
             .enter_subaccount(principal, id, "subaccount.suspend")
             .await?;
@@ -171,7 +176,7 @@ impl Canopy {
             .cascade_steps(
                 actor.principal_doc(),
                 Event::SubaccountSuspended,
-                sub,
+                (sub, actor.parent.as_ref()),
                 std::slice::from_ref(sub),
             )
             .await?;
@@ -187,10 +192,15 @@ impl Canopy {
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        Ok(account)
+        let view = self.view(&actor, "account.read", "account").await?;
+        Ok((account, view))
     }
 
-    pub async fn unsuspend_subaccount(&self, principal: &Principal, id: &str) -> Result<Account> {
+    pub async fn unsuspend_subaccount(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(Account, View)> {
         let actor = self
             .enter_subaccount(principal, id, "subaccount.unsuspend")
             .await?;
@@ -210,7 +220,7 @@ impl Canopy {
         self.cascade_steps(
             actor.principal_doc(),
             Event::SubaccountUnsuspended,
-            sub,
+            (sub, actor.parent.as_ref()),
             std::slice::from_ref(sub),
         )
         .await?;
@@ -231,11 +241,16 @@ impl Canopy {
         .await?;
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        Ok(account)
+        let view = self.view(&actor, "account.read", "account").await?;
+        Ok((account, view))
     }
 
     /// Deletes a sub-account at once; its data is purged after retention.
-    pub async fn delete_subaccount(&self, principal: &Principal, id: &str) -> Result<Account> {
+    pub async fn delete_subaccount(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(Account, View)> {
         let actor = self
             .enter_subaccount(principal, id, "subaccount.delete")
             .await?;
@@ -250,10 +265,13 @@ impl Canopy {
             suspended_by: None,
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        self.return_all(&mut tx, actor.tree_parent(), sub, now_us)
+            .await?;
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
         tracing::info!(account = %sub.id, "sub-account deleted");
-        Ok(account)
+        let view = self.view(&actor, "account.read", "account").await?;
+        Ok((account, view))
     }
 
     // Parents, by the operator.
@@ -300,7 +318,7 @@ impl Canopy {
             store::accounts::all_subaccounts(&mut c, &parent.id).await?
         };
         let steps = self
-            .cascade_steps(PrincipalDoc::operator(), event, &parent, &subs)
+            .cascade_steps(PrincipalDoc::operator(), event, (&parent, None), &subs)
             .await?;
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
@@ -330,6 +348,7 @@ impl Canopy {
                 suspended_by: None,
             };
             Self::apply(&mut tx, &sub.id, change, now_us).await?;
+            self.return_all(&mut tx, &parent, &sub, now_us).await?;
         }
         let change = StatusChange {
             from: parent.status,
@@ -337,6 +356,7 @@ impl Canopy {
             previous_status: None,
             suspended_by: None,
         };
+        self.close_wallet(&mut tx, &parent, now_us).await?;
         Self::apply(&mut tx, &parent.id, change, now_us).await?;
         let account = Self::reread(&mut tx, &parent.id).await?;
         tx.commit().await.map_err(store::db_error)?;

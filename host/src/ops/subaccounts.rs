@@ -99,6 +99,8 @@ impl AccountChanges {
 #[derive(Debug, Clone)]
 pub struct CreatedSubaccount {
     pub account: Account,
+    /// What the creator may see of it.
+    pub view: View,
     pub invitation: Option<IssuedInvitation>,
 }
 
@@ -205,7 +207,7 @@ impl Canopy {
         let mode = CreditMode::parse(&credit.mode).ok_or_else(|| {
             Error::invalid("credit.mode", "must be `assigned_budget` or `shared_usage`")
         })?;
-        let (monthly_usage_limit, low_balance_alert) = match mode {
+        let (monthly_usage_limit, low_balance_alert, initial_credit) = match mode {
             CreditMode::SharedUsage => {
                 if parent.billing_type != Some(BillingType::Postpaid) {
                     return Err(Error::invalid(
@@ -225,6 +227,7 @@ impl Canopy {
                         .map(|l| amount("credit.monthly_usage_limit", l))
                         .transpose()?,
                     None,
+                    None,
                 )
             }
             CreditMode::AssignedBudget => {
@@ -238,15 +241,10 @@ impl Canopy {
                     "credit.initial_credit",
                     credit.initial_credit.unwrap_or_default(),
                 )?;
-                if initial.decimal() != Decimal::ZERO {
-                    return Err(Error::invalid(
-                        "credit.initial_credit",
-                        "must be 0 on this server: it does not hold budgets yet; allocate budget once the ledger is enabled",
-                    ));
-                }
                 (
                     None,
                     credit.low_balance_alert.as_ref().map(alert).transpose()?,
+                    (initial.decimal() > Decimal::ZERO).then_some(initial),
                 )
             }
         };
@@ -315,10 +313,17 @@ impl Canopy {
         let account = store::accounts::get(&mut tx, &new.id)
             .await?
             .ok_or_else(|| Error::internal("sub-account vanished"))?;
+        // Money last (API.md's order): a 402 here rolls the creation back.
+        if let Some(initial) = initial_credit {
+            self.initial_credit(&mut tx, parent, &account, initial, now_us)
+                .await?;
+        }
         tx.commit().await.map_err(store::db_error)?;
         tracing::info!(account = %account.id, parent = %parent.id, "sub-account created");
+        let view = self.view(&actor, "account.read", "account").await?;
         Ok(CreatedSubaccount {
             account,
+            view,
             invitation,
         })
     }

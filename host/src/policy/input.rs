@@ -169,3 +169,132 @@ pub fn cascade(
         "subaccounts": subs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::domain::account::tests_support::subaccount;
+    use crate::policy::samples;
+
+    /// Every key path of a document (`a.b`, `list[].c`), to compare shapes.
+    fn shape(v: &Value, at: &str, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let path = format!("{at}.{k}");
+                    out.insert(path.clone());
+                    shape(child, &path, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| shape(i, &format!("{at}[]"), out)),
+            _ => {}
+        }
+    }
+
+    fn shape_of(v: &Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        shape(v, "", &mut out);
+        out
+    }
+
+    fn parent() -> Account {
+        let mut p = subaccount("acct_parent");
+        p.kind = AccountKind::Parent;
+        p.parent_id = None;
+        p.credit_mode = None;
+        p
+    }
+
+    fn principal() -> PrincipalDoc {
+        PrincipalDoc {
+            user_id: Some("usr_1".into()),
+            role: Some(Role::Admin),
+            account_id: Some("acct_parent".into()),
+            account_kind: Some(AccountKind::Parent),
+            module: Some(Module::Enterprise),
+            relation: Relation::ParentOf,
+        }
+    }
+
+    /// The shipped samples document exactly what the host builds.
+    #[test]
+    fn samples_have_the_shape_the_host_builds() {
+        let p = parent();
+        let sub = subaccount("acct_sub");
+        let sub_doc = account(&sub, Some(&p));
+        let parent_doc = account(&p, None);
+        let fields = SubmittedFields {
+            name: Some("n".into()),
+            ..SubmittedFields::default()
+        };
+        let built = [
+            (
+                Hook::Authorize,
+                authorize(&principal(), "subaccount.suspend", &sub_doc, &["name"]),
+            ),
+            (
+                Hook::SubaccountValidate,
+                validate(
+                    &principal(),
+                    "subaccount.update",
+                    &sub_doc,
+                    &parent_doc,
+                    &fields,
+                ),
+            ),
+            (
+                Hook::Visibility,
+                visibility(&principal(), "account.read", "account", &sub_doc),
+            ),
+            (
+                Hook::Cascade,
+                cascade(
+                    &principal(),
+                    "subaccount.suspended",
+                    &sub_doc,
+                    std::slice::from_ref(&sub),
+                ),
+            ),
+        ];
+        for (hook, doc) in built {
+            let host = shape_of(&doc);
+            for sample in samples::of(hook) {
+                let documented = shape_of(&sample);
+                // A sample may leave out a nested parent that is null here,
+                // or fill one in that is null in another sample: compare
+                // the top two levels and the principal exactly.
+                let top = |s: &BTreeSet<String>| -> BTreeSet<String> {
+                    s.iter()
+                        .filter(|k| {
+                            !k.starts_with(".target.parent.") && !k.starts_with(".parent.parent")
+                        })
+                        .cloned()
+                        .collect()
+                };
+                assert_eq!(
+                    top(&documented),
+                    top(&host),
+                    "sample of {} differs from what the host builds",
+                    hook.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cascade_over_the_largest_tree_fits_the_input_limit() {
+        let subs: Vec<Account> = (0..crate::ops::subaccounts::SUBACCOUNTS_MAX)
+            .map(|i| subaccount(&format!("acct_0190a1b2c3d4e5f60718293a4b{i:06}")))
+            .collect();
+        let doc = cascade(
+            &PrincipalDoc::operator(),
+            "parent.suspended",
+            &account(&parent(), None),
+            &subs,
+        );
+        let size = serde_json::to_vec(&doc).unwrap().len();
+        assert!(size < crate::policy::INPUT_BYTES_MAX, "{size} bytes");
+    }
+}

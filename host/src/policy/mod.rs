@@ -30,8 +30,9 @@ pub use output::{CascadePlan, View};
 
 /// Wall-clock deadline of one policy evaluation.
 pub const EVALUATION_DEADLINE: Duration = Duration::from_millis(100);
-/// Largest input document handed to a policy.
-pub const INPUT_BYTES_MAX: usize = 256 * 1024;
+/// Largest input document handed to a policy: a cascade over the most
+/// sub-accounts a parent may hold (about 160 bytes each) fits.
+pub const INPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Largest output document a policy may return.
 pub const OUTPUT_BYTES_MAX: usize = 64 * 1024;
 /// Evaluations running at once. They are CPU work off tokio's workers;

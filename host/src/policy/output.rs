@@ -284,3 +284,14 @@ mod tests {
         assert!(cascade_plan(&json!({"subaccounts": [{"id": "a", "status": "gone"}]})).is_err());
     }
 }
+
+/// Whether `out` is a well-formed output of `hook` (what the host would
+/// accept), for checking a policy before it runs.
+pub fn check(hook: super::Hook, out: &Value) -> Result<(), Fault> {
+    use super::Hook;
+    match hook {
+        Hook::Authorize | Hook::SubaccountValidate => decision(out).map(|_| ()),
+        Hook::Visibility => view(out).map(|_| ()),
+        Hook::Cascade => cascade_plan(out).map(|_| ()),
+    }
+}

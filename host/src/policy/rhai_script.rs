@@ -22,7 +22,8 @@ const CALL_LEVELS_MAX: usize = 32;
 const EXPR_DEPTH_MAX: usize = 64;
 const FN_EXPR_DEPTH_MAX: usize = 32;
 const STRING_LEN_MAX: usize = 64 * 1024;
-const ARRAY_LEN_MAX: usize = 10_000;
+/// Above the most sub-accounts one parent holds, so a cascade plan fits.
+const ARRAY_LEN_MAX: usize = 20_000;
 const MAP_LEN_MAX: usize = 10_000;
 /// Largest script accepted.
 pub const SOURCE_BYTES_MAX: usize = 256 * 1024;

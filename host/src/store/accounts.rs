@@ -204,6 +204,20 @@ pub async fn update(
     Ok(())
 }
 
+/// Locks an account's row until the transaction ends, if it is not
+/// deleted; false if it is. Money is credited to an account only under this
+/// lock, so none can arrive after its deletion returned what it held.
+pub async fn lock_live(c: &mut Conn, id: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE accounts SET updated_at = updated_at WHERE id = $1 AND status <> 'deleted'",
+    )
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The status of one account after a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusChange {

@@ -14,6 +14,9 @@
 pub mod accounts;
 pub mod credentials;
 pub mod idempotency;
+pub mod ledger;
+pub mod messages;
+pub mod notifications;
 pub mod settings;
 
 use std::time::Duration;

@@ -1,0 +1,150 @@
+//! Sending and listing messages, and the notifications an account received.
+//! No real message leaves the host: a message is charged and recorded as
+//! sent.
+
+use serde::Deserialize;
+
+use super::{Canopy, Page, Paged, Principal};
+use crate::domain::Status;
+use crate::domain::ledger::{self, LedgerKind};
+use crate::policy::View;
+use crate::secrets::new_id;
+use crate::store;
+use crate::store::messages::Message;
+use crate::store::notifications::Notification;
+use crate::{Error, Result};
+
+/// Longest recipient address (E.164 and channel handles fit).
+const RECIPIENT_LEN_MAX: usize = 64;
+/// Longest message body, in characters (ten concatenated SMS segments).
+const BODY_LEN_MAX: usize = 1600;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    #[schema(example = "sms")]
+    pub channel: String,
+    #[schema(example = "+393471234567")]
+    pub to: String,
+    pub body: String,
+}
+
+impl Canopy {
+    pub async fn send_message(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        req: NewMessage,
+    ) -> Result<(Message, View)> {
+        let actor = self.enter(principal, account_id).await?;
+        let account = &actor.target;
+        if account.status != Status::Active {
+            return Err(Error::AccountSuspended(format!(
+                "account `{}` is {}; only an active account sends",
+                account.id, account.status
+            )));
+        }
+        if !account.channels.contains(&req.channel) {
+            return Err(Error::Forbidden(format!(
+                "channel `{}` is not enabled for this account (it has {:?})",
+                req.channel, account.channels
+            )));
+        }
+        self.authorize(&actor, "message.send", &["channel", "to", "body"])
+            .await?;
+        let to = req.to.trim();
+        if to.is_empty() || to.chars().count() > RECIPIENT_LEN_MAX {
+            return Err(Error::invalid(
+                "to",
+                format!("must be 1 to {RECIPIENT_LEN_MAX} characters"),
+            ));
+        }
+        if req.body.is_empty() || req.body.chars().count() > BODY_LEN_MAX {
+            return Err(Error::invalid(
+                "body",
+                format!("must be 1 to {BODY_LEN_MAX} characters"),
+            ));
+        }
+        let price = *account.prices.get(&req.channel).ok_or_else(|| {
+            Error::invalid(
+                "channel",
+                format!(
+                    "no price is set for `{}`; ask the platform operator to set one",
+                    req.channel
+                ),
+            )
+        })?;
+        let view = self.view(&actor, "message.send", "messages").await?;
+        let now = self.clock.now();
+        let now_us = now.timestamp_micros();
+        let message = Message {
+            id: new_id("msg"),
+            account_id: account.id.clone(),
+            user_id: actor.user_id.clone(),
+            channel: req.channel.clone(),
+            to: to.to_string(),
+            body: req.body,
+            status: "sent".into(),
+            price,
+            currency: account.currency.clone(),
+            created_at: now,
+        };
+        let mut posting = ledger::usage_posting(
+            account,
+            actor.parent.as_ref(),
+            price,
+            &ledger::month_of(now),
+        );
+        posting.reference = Some(message.id.clone());
+        let mut tx = self.store.begin().await?;
+        let transfer = if price.decimal().is_zero() {
+            None
+        } else {
+            let posted =
+                store::ledger::post(&mut tx, &posting, &format!("usage:{}", message.id), now_us)
+                    .await?;
+            if posting.debit.kind == LedgerKind::Budget {
+                self.alert_if_crossed(&mut tx, account, price, posted.debit_after, now_us)
+                    .await?;
+            }
+            Some(posted.id)
+        };
+        store::messages::insert(&mut tx, &message, transfer.as_deref()).await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok((message, view))
+    }
+
+    pub async fn list_messages(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<(Paged<Message>, View)> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "message.list", &[]).await?;
+        let view = self.view(&actor, "message.list", "messages").await?;
+        // `rows: own` is a filter in the query, not a check per row.
+        let own = view.own_rows_only.then_some(actor.user_id.as_str());
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::messages::list(&mut c, account_id, own, &page.after, page.fetch_limit()).await?;
+        Ok((Paged::from_fetch(rows, page, |m| m.id.clone()), view))
+    }
+
+    pub async fn list_notifications(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<(Paged<Notification>, View)> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "notification.list", &[]).await?;
+        let view = self
+            .view(&actor, "notification.list", "notifications")
+            .await?;
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::notifications::list(&mut c, account_id, &page.after, page.fetch_limit()).await?;
+        Ok((Paged::from_fetch(rows, page, |n| n.id.clone()), view))
+    }
+}

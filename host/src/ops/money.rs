@@ -1,0 +1,362 @@
+//! Money operations: top-ups, budgets, balances, statements, the
+//! reconciliation check. The rules are `domain::ledger`'s; the store applies
+//! them with conditional updates in the operation's transaction.
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::access::{require_not_deleted, require_subaccount};
+use super::{Canopy, Page, Paged, Principal};
+use crate::domain::ledger::{self, LedgerRef, TransferKind};
+use crate::domain::{Account, Amount, BillingType, CreditMode, Relation};
+use crate::secrets::new_id;
+use crate::store::ledger::{Posted, Reconciliation, Statement};
+use crate::store::{self, Conn};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountRequest {
+    /// Decimal string; for a budget, negative removes.
+    #[schema(value_type = String, example = "25.00")]
+    pub amount: Decimal,
+}
+
+/// An account's money as its viewer may see it.
+#[derive(Debug, Clone, Default)]
+pub struct Balance {
+    pub currency: String,
+    pub balance: Option<Amount>,
+    pub budget: Option<Amount>,
+    pub monthly_credit_limit: Option<Amount>,
+    pub spent_this_month: Option<Amount>,
+    pub allocated_this_month: Option<Amount>,
+    pub returned_this_month: Option<Amount>,
+    pub available_credit: Option<Amount>,
+    pub used_this_month: Option<Amount>,
+    pub monthly_usage_limit: Option<Amount>,
+}
+
+/// A transfer and the balance it left in the account it concerns.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub transfer_id: String,
+    pub kind: TransferKind,
+    pub amount: Amount,
+    pub currency: String,
+    pub balance_after: Amount,
+}
+
+pub(crate) fn positive(field: &str, value: Decimal) -> Result<Amount> {
+    let amount = Amount::new(value).map_err(|e| Error::invalid(field, e.to_string()))?;
+    if amount.decimal() <= Decimal::ZERO {
+        return Err(Error::invalid(field, "must be more than zero"));
+    }
+    Ok(amount)
+}
+
+fn transfer_key(kind: TransferKind) -> String {
+    format!("{}:{}", kind.as_str(), new_id("op"))
+}
+
+impl Canopy {
+    fn month(&self) -> String {
+        ledger::month_of(self.clock.now())
+    }
+
+    /// A prepaid parent's top-up, by the operator.
+    pub async fn topup_by_operator(&self, parent_id: &str, req: AmountRequest) -> Result<Moved> {
+        let parent = self.get_parent(parent_id).await?;
+        self.authorize_operator("topup.create", Some(&parent))
+            .await?;
+        self.topup(&parent, req.amount).await
+    }
+
+    /// A prepaid parent's top-up, by its own admin.
+    pub async fn topup_by_admin(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        req: AmountRequest,
+    ) -> Result<Moved> {
+        let actor = self.enter(principal, account_id).await?;
+        if !actor.target.is_parent() {
+            return Err(Error::Forbidden(
+                "sub-accounts are never recharged; their parent allocates budget to them".into(),
+            ));
+        }
+        self.authorize(&actor, "topup.create", &["amount"]).await?;
+        self.topup(&actor.target, req.amount).await
+    }
+
+    async fn topup(&self, parent: &Account, amount: Decimal) -> Result<Moved> {
+        require_not_deleted(parent)?;
+        let amount = positive("amount", amount)?;
+        if parent.billing_type != Some(BillingType::Prepaid) {
+            return Err(Error::Conflict("top-ups apply to prepaid parents; a postpaid parent spends on its monthly credit limit".into()));
+        }
+        let posting = ledger::topup_posting(parent, amount, &self.month());
+        let now_us = self.clock.now_us();
+        let mut tx = self.store.begin().await?;
+        let posted =
+            store::ledger::post(&mut tx, &posting, &transfer_key(posting.kind), now_us).await?;
+        tx.commit().await.map_err(store::db_error)?;
+        Ok(moved(&posted, &posting, posted.credit_after))
+    }
+
+    /// Allocates budget to a sub-account (positive) or removes it (negative).
+    pub async fn change_budget(
+        &self,
+        principal: &Principal,
+        sub_id: &str,
+        req: AmountRequest,
+    ) -> Result<Moved> {
+        let actor = self.enter(principal, sub_id).await?;
+        self.require_subaccounts_enabled(&actor.target)?;
+        require_subaccount(&actor.target, "budget")?;
+        self.authorize(&actor, "budget.allocate", &["amount"])
+            .await?;
+        if actor.relation != Relation::ParentOf {
+            return Err(Error::Forbidden(
+                "a sub-account's budget is set by its parent account's admin".into(),
+            ));
+        }
+        let sub = &actor.target;
+        require_not_deleted(sub)?;
+        if sub.credit_mode != Some(CreditMode::AssignedBudget) {
+            return Err(Error::invalid(
+                "amount",
+                "this sub-account spends on shared usage and holds no budget",
+            ));
+        }
+        let allocate = req.amount.is_sign_positive();
+        let amount = positive("amount", req.amount.abs())?;
+        let parent = actor.tree_parent().clone();
+        let posting = ledger::budget_posting(&parent, sub, amount, allocate, &self.month());
+        let now_us = self.clock.now_us();
+        let mut tx = self.store.begin().await?;
+        if !store::accounts::lock_live(&mut tx, &sub.id).await? {
+            return Err(Error::Conflict(format!(
+                "`{}` was deleted; its budget went back to the parent",
+                sub.id
+            )));
+        }
+        let posted =
+            store::ledger::post(&mut tx, &posting, &transfer_key(posting.kind), now_us).await?;
+        if !allocate {
+            self.alert_if_crossed(&mut tx, sub, amount, posted.debit_after, now_us)
+                .await?;
+        }
+        tx.commit().await.map_err(store::db_error)?;
+        let budget_after = if allocate {
+            posted.credit_after
+        } else {
+            posted.debit_after
+        };
+        Ok(moved(&posted, &posting, budget_after))
+    }
+
+    /// Records one low-balance alert when a debit of `amount` took the
+    /// budget from at or above its threshold to below it.
+    pub(crate) async fn alert_if_crossed(
+        &self,
+        c: &mut Conn,
+        sub: &Account,
+        amount: Amount,
+        after: Amount,
+        now_us: i64,
+    ) -> Result<()> {
+        let Some(alert) = &sub.low_balance_alert else {
+            return Ok(());
+        };
+        let before = after.decimal() + amount.decimal();
+        if before >= alert.threshold.decimal() && after.decimal() < alert.threshold.decimal() {
+            store::notifications::insert_low_balance(c, &sub.id, alert, after, now_us).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives a new sub-account its initial credit, in its creation transaction.
+    pub(crate) async fn initial_credit(
+        &self,
+        c: &mut Conn,
+        parent: &Account,
+        sub: &Account,
+        amount: Amount,
+        now_us: i64,
+    ) -> Result<()> {
+        let posting = ledger::budget_posting(parent, sub, amount, true, &self.month());
+        store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us)
+            .await
+            .map(|_| ())
+    }
+
+    /// Returns everything a sub-account's budget holds to its parent, in
+    /// the caller's transaction (deletion).
+    pub(crate) async fn return_all(
+        &self,
+        c: &mut Conn,
+        parent: &Account,
+        sub: &Account,
+        now_us: i64,
+    ) -> Result<()> {
+        if sub.credit_mode != Some(CreditMode::AssignedBudget) {
+            return Ok(());
+        }
+        let held = store::ledger::lock_balance(c, &LedgerRef::budget(sub), now_us).await?;
+        if held.decimal() > Decimal::ZERO {
+            let posting = ledger::budget_posting(parent, sub, held, false, &self.month());
+            store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves a deleted parent's balance to the platform's closed accounts.
+    pub(crate) async fn close_wallet(
+        &self,
+        c: &mut Conn,
+        parent: &Account,
+        now_us: i64,
+    ) -> Result<()> {
+        let wallet = LedgerRef::parent_wallet(parent);
+        let held = store::ledger::lock_balance(c, &wallet, now_us).await?;
+        if held.decimal().is_zero() {
+            return Ok(());
+        }
+        let closed = LedgerRef::closed(&parent.currency);
+        let (debit, credit) = if held.decimal() > Decimal::ZERO {
+            (wallet, closed)
+        } else {
+            (closed, wallet)
+        };
+        let posting = ledger::Posting {
+            kind: TransferKind::Closure,
+            debit,
+            credit,
+            amount: Amount::new(held.decimal().abs()).map_err(Error::internal)?,
+            subject_id: parent.id.clone(),
+            tree_id: parent.id.clone(),
+            month: self.month(),
+            spend: vec![],
+            reference: None,
+        };
+        store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us)
+            .await
+            .map(|_| ())
+    }
+
+    /// The account's money: balance or credit for a parent, budget or usage
+    /// for a sub-account, without the groups `visibility` hides.
+    pub async fn balance(&self, principal: &Principal, account_id: &str) -> Result<Balance> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "balance.read", &[]).await?;
+        let view = self.view(&actor, "balance.read", "balance").await?;
+        if view.hides("balance") && view.hides("usage") {
+            return Err(denied_money("balance"));
+        }
+        let a = &actor.target;
+        let month = self.month();
+        let mut c = self.store.reader().await?;
+        let mut b = Balance {
+            currency: a.currency.clone(),
+            ..Balance::default()
+        };
+        let shown = |group: &str, v: Amount| (!view.hides(group)).then_some(v);
+        match (a.kind, a.billing_type, a.credit_mode) {
+            (crate::domain::AccountKind::Parent, Some(BillingType::Postpaid), _) => {
+                let limit = a.monthly_credit_limit.unwrap_or(Amount::ZERO);
+                let (usage, allocated, returned) =
+                    store::ledger::monthly(&mut c, &a.id, &month).await?;
+                let spent = Amount::new(usage.decimal() + allocated.decimal() - returned.decimal())
+                    .map_err(Error::internal)?;
+                b.monthly_credit_limit = shown("balance", limit);
+                b.spent_this_month = shown("usage", spent);
+                b.allocated_this_month = shown("usage", allocated);
+                b.returned_this_month = shown("usage", returned);
+                b.available_credit = shown(
+                    "balance",
+                    ledger::available_credit(limit, usage, allocated, returned),
+                );
+            }
+            (crate::domain::AccountKind::Parent, _, _) => {
+                b.balance = shown(
+                    "balance",
+                    store::ledger::balance(&mut c, &LedgerRef::parent_wallet(a)).await?,
+                );
+            }
+            (_, _, Some(CreditMode::AssignedBudget)) => {
+                b.budget = shown(
+                    "balance",
+                    store::ledger::balance(&mut c, &LedgerRef::budget(a)).await?,
+                );
+            }
+            _ => {
+                let (usage, _, _) = store::ledger::monthly(&mut c, &a.id, &month).await?;
+                b.used_this_month = shown("usage", usage);
+                b.monthly_usage_limit = a.monthly_usage_limit.and_then(|l| shown("usage", l));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Transfers touching the account, oldest first.
+    pub async fn transactions(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<(Paged<Statement>, String)> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "transactions.read", &[]).await?;
+        let view = self
+            .view(&actor, "transactions.read", "transactions")
+            .await?;
+        if view.hides("balance") {
+            return Err(denied_money("transactions"));
+        }
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::ledger::statement(&mut c, account_id, &page.after, page.fetch_limit()).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |t| t.id.clone()),
+            actor.target.id,
+        ))
+    }
+
+    /// Recomputes every balance from the transfers and checks every invariant.
+    pub async fn ledger_check(&self) -> Result<Reconciliation> {
+        self.authorize_operator("ledger.check", None).await?;
+        let mut c = self.store.reader().await?;
+        store::ledger::reconcile(&mut c).await
+    }
+}
+
+fn moved(posted: &Posted, posting: &ledger::Posting, balance_after: Amount) -> Moved {
+    Moved {
+        transfer_id: posted.id.clone(),
+        kind: posting.kind,
+        amount: posting.amount,
+        currency: posting.debit.currency.clone(),
+        balance_after,
+    }
+}
+
+/// A view whose every field is hidden is denied (API.md).
+fn denied_money(what: &str) -> Error {
+    Error::PolicyDenied(crate::error::PolicyRef {
+        id: "visibility".into(),
+        version: 0,
+        reason: format!("every field of the {what} is hidden from you by the visibility policy"),
+    })
+}
+
+/// The view a statement row is shown with: whose balance it reports.
+pub fn statement_balance(s: &Statement, account_id: &str) -> Option<Amount> {
+    if s.debit_owner.as_deref() == Some(account_id) {
+        Some(s.debit_after)
+    } else if s.credit_owner.as_deref() == Some(account_id) {
+        Some(s.credit_after)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,79 @@
+//! Sent messages.
+
+use sqlx::Row;
+
+use super::{Conn, db_error};
+use crate::Result;
+use crate::domain::Amount;
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub channel: String,
+    pub to: String,
+    pub body: String,
+    pub status: String,
+    pub price: Amount,
+    pub currency: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn insert(c: &mut Conn, m: &Message, transfer_id: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, account_id, user_id, channel, recipient, body, status, price_micros, currency, transfer_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&m.id)
+    .bind(&m.account_id)
+    .bind(&m.user_id)
+    .bind(&m.channel)
+    .bind(&m.to)
+    .bind(&m.body)
+    .bind(&m.status)
+    .bind(m.price.to_micros().expect("prices fit"))
+    .bind(&m.currency)
+    .bind(transfer_id)
+    .bind(m.created_at.timestamp_micros())
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// A page of an account's messages; `user_id` keeps it to one sender's.
+pub async fn list(
+    c: &mut Conn,
+    account_id: &str,
+    user_id: Option<&str>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    let rows = sqlx::query(
+        "SELECT * FROM messages WHERE account_id = $1 AND ($2 = '' OR user_id = $2) AND id > $3 ORDER BY id LIMIT $4",
+    )
+    .bind(account_id)
+    .bind(user_id.unwrap_or(""))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Message {
+                id: r.try_get("id").map_err(db_error)?,
+                account_id: r.try_get("account_id").map_err(db_error)?,
+                user_id: r.try_get("user_id").map_err(db_error)?,
+                channel: r.try_get("channel").map_err(db_error)?,
+                to: r.try_get("recipient").map_err(db_error)?,
+                body: r.try_get("body").map_err(db_error)?,
+                status: r.try_get("status").map_err(db_error)?,
+                price: Amount::from_micros(r.try_get("price_micros").map_err(db_error)?),
+                currency: r.try_get("currency").map_err(db_error)?,
+                created_at: crate::clock::from_us(r.try_get("created_at").map_err(db_error)?),
+            })
+        })
+        .collect()
+}

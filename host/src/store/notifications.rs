@@ -1,0 +1,114 @@
+//! The notification outbox: written in the transaction that causes a
+//! notification, delivered later (and listed at any time).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Conn, db_error};
+use crate::Result;
+use crate::domain::{Amount, LowBalanceAlert};
+use crate::secrets::new_id;
+
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub id: String,
+    pub account_id: String,
+    pub kind: String,
+    pub threshold: Option<Amount>,
+    pub budget: Option<Amount>,
+    pub emails: Vec<String>,
+    pub attempts: i64,
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn insert_low_balance(
+    c: &mut Conn,
+    account_id: &str,
+    alert: &LowBalanceAlert,
+    budget: Amount,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO notifications (id, account_id, kind, threshold_micros, budget_micros, emails, created_at)
+         VALUES ($1, $2, 'low_balance', $3, $4, $5, $6)",
+    )
+    .bind(new_id("ntf"))
+    .bind(account_id)
+    .bind(alert.threshold.to_micros().expect("stored thresholds fit"))
+    .bind(budget.to_micros().expect("balances fit"))
+    .bind(serde_json::to_string(&alert.emails).expect("strings serialize"))
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn from_row(r: &AnyRow) -> Result<Notification> {
+    let amount = |col: &str| {
+        r.try_get::<Option<i64>, _>(col)
+            .map(|v| v.map(Amount::from_micros))
+            .map_err(db_error)
+    };
+    Ok(Notification {
+        id: r.try_get("id").map_err(db_error)?,
+        account_id: r.try_get("account_id").map_err(db_error)?,
+        kind: r.try_get("kind").map_err(db_error)?,
+        threshold: amount("threshold_micros")?,
+        budget: amount("budget_micros")?,
+        emails: serde_json::from_str(&r.try_get::<String, _>("emails").map_err(db_error)?)
+            .unwrap_or_default(),
+        attempts: r.try_get("attempts").map_err(db_error)?,
+        delivered_at: r
+            .try_get::<Option<i64>, _>("delivered_at")
+            .map_err(db_error)?
+            .map(crate::clock::from_us),
+        created_at: crate::clock::from_us(r.try_get("created_at").map_err(db_error)?),
+    })
+}
+
+pub async fn list(
+    c: &mut Conn,
+    account_id: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Notification>> {
+    let rows = sqlx::query(
+        "SELECT * FROM notifications WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Undelivered notifications due for an attempt, oldest first.
+pub async fn undelivered(c: &mut Conn, attempts_max: i64, limit: i64) -> Result<Vec<Notification>> {
+    let rows = sqlx::query("SELECT * FROM notifications WHERE delivered_at IS NULL AND attempts < $1 ORDER BY id LIMIT $2")
+        .bind(attempts_max)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn mark(
+    c: &mut Conn,
+    id: &str,
+    delivered_at_us: Option<i64>,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE notifications SET attempts = attempts + 1, delivered_at = $2, last_error = $3 WHERE id = $1")
+        .bind(id)
+        .bind(delivered_at_us)
+        .bind(error)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
