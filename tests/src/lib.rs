@@ -55,6 +55,21 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
     }
 }
 
+/// A decimal money string as integer millionths ("12.5" -> 12_500_000),
+/// so tests compare money exactly.
+pub fn micros(amount: &str) -> i64 {
+    let (units, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    assert!(fraction.len() <= 6, "{amount} has more than 6 decimals");
+    let units: i64 = units.parse().expect("decimal string");
+    let fraction: i64 = format!("{fraction:0<6}").parse().expect("decimal string");
+    units * 1_000_000
+        + if units < 0 || amount.starts_with('-') {
+            -fraction
+        } else {
+            fraction
+        }
+}
+
 /// How to start a test server.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

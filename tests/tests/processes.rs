@@ -308,3 +308,156 @@ async fn two_hosts_serve_one_postgres_database_side_by_side() {
     assert!(a.sigterm().success());
     assert!(b.sigterm().success());
 }
+
+/// Sends messages from `clients` tasks until told to stop; counts 201s.
+fn load(
+    base: &str,
+    account: &str,
+    key: &str,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..clients)
+        .map(|_| {
+            let url = format!("{base}/v1/accounts/{account}/messages");
+            let (key, stop) = (key.to_string(), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let reply = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&json!({"channel": "sms", "to": "+15550100", "body": "load"}))
+                        .send()
+                        .await;
+                    match reply {
+                        Ok(r) if r.status() == 201 => sent += 1,
+                        Ok(_) => {}
+                        Err(_) => break, // the server was killed
+                    }
+                }
+                sent
+            })
+        })
+        .collect()
+}
+
+async fn killed_mid_load_leaves_the_ledger_balanced(backend: Backend) {
+    let (url, _dir) = fresh_database(backend).await;
+    let token = "cop_kill_test_operator_token";
+    let server = Server::start(&url, Some(token));
+    let client = reqwest::Client::new();
+    let created: Value = client.post(format!("{}/v1/operator/accounts", server.base)).bearer_auth(token).json(&json!({
+        "name": "Acme", "company_name": "Acme", "email": "billing@acme.example", "billing_type": "prepaid",
+        "currency": "USD", "prices": {"sms": "0.0035"}, "admin": {"email": "admin@acme.example", "name": "Admin"}
+    })).send().await.unwrap().json().await.unwrap();
+    let parent = created["account"]["id"].as_str().unwrap().to_string();
+    let key = created["api_key"]["secret"].as_str().unwrap().to_string();
+    let op = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        op(
+            format!("/v1/operator/accounts/{parent}/topups"),
+            json!({"amount": "1000"})
+        )
+        .await
+        .unwrap()
+        .status(),
+        201
+    );
+    client
+        .patch(format!("{}/v1/operator/accounts/{parent}", server.base))
+        .bearer_auth(token)
+        .json(&json!({"subaccounts_enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    let sub: Value = client
+        .post(format!("{}/v1/accounts/{parent}/subaccounts", server.base))
+        .bearer_auth(&key)
+        .json(&json!({
+            "name": "Team", "email": "team@acme.example", "invite": false,
+            "credit": {"mode": "assigned_budget", "initial_credit": "500"}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sub = sub["id"].as_str().unwrap().to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = load(&server.base, &sub, &key, 8, stop.clone());
+    tasks.extend(load(&server.base, &parent, &key, 4, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL, mid-load
+    server.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = 0;
+    for t in tasks {
+        acknowledged += t.await.unwrap();
+    }
+    assert!(acknowledged > 0, "the load ran before the kill");
+
+    let restarted = Server::start(&url, Some(token));
+    let check: Value = client
+        .get(format!("{}/v1/operator/ledger/check", restarted.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["balanced"], true, "{check}");
+    // Every acknowledged message is stored and charged, and nothing else is.
+    let budget: Value = client
+        .get(format!("{}/v1/accounts/{sub}/balance", restarted.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let balance: Value = client
+        .get(format!("{}/v1/accounts/{parent}/balance", restarted.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spent = 1000.0
+        - budget["budget"].as_str().unwrap().parse::<f64>().unwrap()
+        - balance["balance"].as_str().unwrap().parse::<f64>().unwrap();
+    let charged = (spent / 0.0035).round() as u64;
+    assert!(
+        charged >= acknowledged,
+        "{charged} charged, {acknowledged} acknowledged"
+    );
+    assert!(
+        charged <= acknowledged + 12,
+        "at most one in flight per client was charged unacknowledged: {charged} vs {acknowledged}"
+    );
+    assert!(restarted.sigterm().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_load_sqlite() {
+    killed_mid_load_leaves_the_ledger_balanced(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_load_postgres() {
+    killed_mid_load_leaves_the_ledger_balanced(Backend::Postgres).await;
+}
