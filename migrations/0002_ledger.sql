@@ -79,6 +79,8 @@ CREATE TABLE notifications (
     emails           TEXT NOT NULL,
     attempts         BIGINT NOT NULL DEFAULT 0,
     last_error       TEXT,
+    -- A host delivering it holds it until then, so two hosts never both send.
+    claimed_until    BIGINT,
     delivered_at     BIGINT,
     created_at       BIGINT NOT NULL
 );

@@ -54,6 +54,12 @@ struct Serve {
     /// How long invitations stay valid, in hours.
     #[arg(long, env = "CANOPY_INVITATION_TTL_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=8760))]
     invitation_ttl_hours: u64,
+    /// Deliver notifications over SMTP: smtp://[user:password@]host[:port].
+    #[arg(long, env = "CANOPY_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// Sender address of notifications.
+    #[arg(long, env = "CANOPY_SMTP_FROM", default_value = "canopy@localhost")]
+    smtp_from: String,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -131,6 +137,12 @@ fn run_serve(serve: Serve) -> ExitCode {
             operator_token: serve.operator_token.clone().filter(|t| !t.is_empty()),
             policies_dir: serve.policies.clone(),
             test_clock: serve.test_clock,
+            smtp: serve.smtp_url.clone().filter(|u| !u.is_empty()).map(|url| {
+                crate::ops::outbox::Smtp {
+                    url,
+                    from: serve.smtp_from.clone(),
+                }
+            }),
             settings: Settings {
                 invitation_ttl: Duration::from_secs(serve.invitation_ttl_hours * 3600),
                 ..Settings::default()

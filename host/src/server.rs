@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::ops::outbox::{Mailer, Smtp, deliver_forever};
 use crate::ops::{Canopy, Settings};
 use crate::policy::Policies;
 use crate::secrets::{new_secret, sha256_hex};
@@ -28,6 +29,8 @@ pub struct Config {
     pub policies_dir: Option<PathBuf>,
     pub test_clock: bool,
     pub settings: Settings,
+    /// Deliver notifications over SMTP; `None` keeps them in the outbox only.
+    pub smtp: Option<Smtp>,
 }
 
 /// A host ready to serve.
@@ -36,6 +39,7 @@ pub struct Host {
     pub test_clock: bool,
     /// Set when this start generated the operator token: show it once.
     pub generated_operator_token: Option<String>,
+    mailer: Option<Mailer>,
 }
 
 impl Host {
@@ -45,6 +49,7 @@ impl Host {
             None => Policies::shipped()?,
         };
         let at = |e: store::StoreError| format!("{e} (database {})", redact(&config.database_url));
+        let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
         let store = Store::connect(&config.database_url).await.map_err(at)?;
         store.migrate().await.map_err(at)?;
         let (operator_token_hash, generated_operator_token) =
@@ -62,6 +67,7 @@ impl Host {
             canopy: Arc::new(canopy),
             test_clock: config.test_clock,
             generated_operator_token,
+            mailer,
         })
     }
 
@@ -73,11 +79,14 @@ impl Host {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = crate::http::router(self.canopy.clone(), self.test_clock);
-        let purger = tokio::spawn(purge_loop(self.canopy.clone()));
+        let mut background = vec![tokio::spawn(purge_loop(self.canopy.clone()))];
+        if let Some(mailer) = self.mailer {
+            background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
+        }
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
-        purger.abort();
+        background.iter().for_each(|task| task.abort());
         self.canopy.store.close().await;
         served
     }

@@ -77,6 +77,8 @@ pub struct Options {
     pub invitation_ttl: Option<Duration>,
     /// Reuse this database (for several hosts on one database).
     pub database_url: Option<String>,
+    /// Deliver notifications to this SMTP server.
+    pub smtp_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -118,6 +120,13 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         policies_dir: options.policies_dir.clone(),
         test_clock: true,
         settings,
+        smtp: options
+            .smtp_url
+            .clone()
+            .map(|url| canopy::ops::outbox::Smtp {
+                url,
+                from: "canopy@test.example".into(),
+            }),
     })
     .await
     .expect("test server starts");

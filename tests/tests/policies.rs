@@ -105,6 +105,7 @@ async fn a_default_policy_that_does_not_compile_stops_the_start() {
         policies_dir: Some(dir.path().into()),
         test_clock: false,
         settings: Default::default(),
+        smtp: None,
     })
     .await;
     let error = result.err().expect("refused");

@@ -12,6 +12,7 @@ pub mod access;
 pub mod members;
 pub mod messages;
 pub mod money;
+pub mod outbox;
 pub mod parents;
 pub mod status;
 pub mod subaccounts;

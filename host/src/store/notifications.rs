@@ -86,24 +86,55 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
-/// Undelivered notifications due for an attempt, oldest first.
-pub async fn undelivered(c: &mut Conn, attempts_max: i64, limit: i64) -> Result<Vec<Notification>> {
-    let rows = sqlx::query("SELECT * FROM notifications WHERE delivered_at IS NULL AND attempts < $1 ORDER BY id LIMIT $2")
-        .bind(attempts_max)
-        .bind(limit)
-        .fetch_all(&mut *c)
+/// Claims up to `limit` undelivered notifications for this host until
+/// `claim_until_us`: those no other host holds and not yet given up on.
+pub async fn claim_undelivered(
+    c: &mut Conn,
+    attempts_max: i64,
+    now_us: i64,
+    claim_until_us: i64,
+    limit: i64,
+) -> Result<Vec<Notification>> {
+    let due = sqlx::query(
+        "SELECT id FROM notifications
+         WHERE delivered_at IS NULL AND attempts < $1 AND (claimed_until IS NULL OR claimed_until < $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(attempts_max)
+    .bind(now_us)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    let mut claimed = Vec::new();
+    for row in due {
+        let id: String = row.try_get("id").map_err(db_error)?;
+        let got = sqlx::query(
+            "UPDATE notifications SET claimed_until = $2, attempts = attempts + 1
+             WHERE id = $1 AND delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)
+             RETURNING *",
+        )
+        .bind(&id)
+        .bind(claim_until_us)
+        .bind(now_us)
+        .fetch_optional(&mut *c)
         .await
         .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+        if let Some(row) = got {
+            claimed.push(from_row(&row)?);
+        }
+    }
+    Ok(claimed)
 }
 
-pub async fn mark(
+/// Records the outcome of a delivery attempt.
+pub async fn record_attempt(
     c: &mut Conn,
     id: &str,
     delivered_at_us: Option<i64>,
     error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE notifications SET attempts = attempts + 1, delivered_at = $2, last_error = $3 WHERE id = $1")
+    sqlx::query("UPDATE notifications SET delivered_at = $2, last_error = $3, claimed_until = NULL WHERE id = $1")
         .bind(id)
         .bind(delivered_at_us)
         .bind(error)
