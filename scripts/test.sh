@@ -27,4 +27,4 @@ if command -v psql >/dev/null; then
 fi
 
 cargo build --locked -p canopy --bin canopy
-cargo test --locked --workspace "$@"
+cargo test --locked "$@"

@@ -203,7 +203,8 @@ both_backends! {
                 assert!(account.get("prices").is_some());
                 assert_eq!(notes["data"][0]["budget"], "40.00");
             } else {
-                balance.expect_problem(403, "policy_denied");
+                let denied = balance.expect_problem(403, "policy_denied");
+                assert_eq!(denied["policy"]["id"], "default.visibility", "{denied}");
                 transactions.expect_problem(403, "policy_denied");
                 for doc in [&sent, &messages, &account, &notes] {
                     let text = doc.to_string();

@@ -252,7 +252,7 @@ impl Canopy {
         self.authorize(&actor, "balance.read", &[]).await?;
         let view = self.view(&actor, "balance.read", "balance").await?;
         if view.hides("balance") && view.hides("usage") {
-            return Err(denied_money("balance"));
+            return Err(denied_money("balance", &view));
         }
         let a = &actor.target;
         let month = self.month();
@@ -312,7 +312,7 @@ impl Canopy {
             .view(&actor, "transactions.read", "transactions")
             .await?;
         if view.hides("balance") {
-            return Err(denied_money("transactions"));
+            return Err(denied_money("transactions", &view));
         }
         let mut c = self.store.reader().await?;
         let rows =
@@ -341,13 +341,18 @@ fn moved(posted: &Posted, posting: &ledger::Posting, balance_after: Amount) -> M
     }
 }
 
-/// A view whose every field is hidden is denied (API.md).
-fn denied_money(what: &str) -> Error {
-    Error::PolicyDenied(crate::error::PolicyRef {
-        id: "visibility".into(),
-        version: 0,
-        reason: format!("every field of the {what} is hidden from you by the visibility policy"),
-    })
+/// A view whose every field is hidden is denied (API.md), naming the
+/// policy that hid them.
+fn denied_money(what: &str, view: &crate::policy::View) -> Error {
+    let mut policy = view
+        .hidden_by
+        .clone()
+        .expect("a view that hides something names who hid it");
+    policy.reason = format!(
+        "every field of the {what} is hidden from you by policy `{}`",
+        policy.id
+    );
+    Error::PolicyDenied(policy)
 }
 
 /// The view a statement row is shown with: whose balance it reports.

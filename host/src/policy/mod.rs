@@ -238,7 +238,13 @@ impl Policies {
         let mut view = View::default();
         for (mut policy, out) in self.run(Hook::Visibility, input).await? {
             match output::view(&out).map_err(|f| malformed(&policy, f))? {
-                Ok(v) => view = view.union(v),
+                Ok(mut v) => {
+                    if !v.hidden.is_empty() {
+                        policy.reason = format!("hides {:?}", v.hidden);
+                        v.hidden_by = Some(policy);
+                    }
+                    view = view.union(v);
+                }
                 Err(reason) => {
                     policy.reason = reason;
                     return Err(Error::PolicyDenied(policy));

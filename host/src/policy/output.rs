@@ -29,6 +29,9 @@ pub const FIELD_GROUPS: [&str; 4] = ["pricing", "balance", "usage", "plan"];
 pub struct View {
     pub hidden: BTreeSet<&'static str>,
     pub own_rows_only: bool,
+    /// The first policy that hid a group, to name it when a view is denied
+    /// because everything in it is hidden.
+    pub hidden_by: Option<crate::error::PolicyRef>,
 }
 
 impl View {
@@ -39,6 +42,7 @@ impl View {
     pub fn union(mut self, other: View) -> View {
         self.hidden.extend(other.hidden);
         self.own_rows_only |= other.own_rows_only;
+        self.hidden_by = self.hidden_by.or(other.hidden_by);
         self
     }
 }
@@ -143,6 +147,7 @@ pub fn view(out: &Value) -> Result<Result<View, String>, Fault> {
             Ok(Ok(View {
                 hidden,
                 own_rows_only,
+                hidden_by: None,
             }))
         }
         other => Err(Fault(format!(
