@@ -12,7 +12,7 @@ CREATE TABLE ledger_accounts (
     balance_micros BIGINT NOT NULL DEFAULT 0,
     created_at     BIGINT NOT NULL,
     -- A prepaid balance and an assigned budget never go below zero.
-    CHECK (kind NOT IN ('balance', 'budget') OR balance_micros >= 0),
+    CONSTRAINT never_negative CHECK (kind NOT IN ('balance', 'budget') OR balance_micros >= 0),
     CHECK ((kind IN ('balance', 'credit', 'budget')) = (owner_id IS NOT NULL))
 );
 CREATE INDEX ledger_accounts_by_owner ON ledger_accounts (owner_id);
@@ -51,6 +51,11 @@ CREATE TABLE monthly_spend (
     usage_micros     BIGINT NOT NULL DEFAULT 0 CHECK (usage_micros >= 0),
     allocated_micros BIGINT NOT NULL DEFAULT 0 CHECK (allocated_micros >= 0),
     returned_micros  BIGINT NOT NULL DEFAULT 0 CHECK (returned_micros >= 0),
+    -- The limit the last posting was held to (NULL: none); the row can
+    -- never be written past it.
+    limit_micros     BIGINT,
+    CONSTRAINT within_monthly_limit CHECK (limit_micros IS NULL
+        OR usage_micros + allocated_micros - returned_micros <= limit_micros),
     PRIMARY KEY (account_id, month)
 );
 

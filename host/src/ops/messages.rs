@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::Status;
 use crate::domain::ledger::{self, LedgerKind};
+use crate::ops::money::alert_step;
 use crate::policy::View;
 use crate::secrets::new_id;
 use crate::store;
@@ -97,19 +98,19 @@ impl Canopy {
         );
         posting.reference = Some(message.id.clone());
         let mut tx = self.store.begin().await?;
-        let transfer = if price.decimal().is_zero() {
-            None
+        if price.decimal().is_zero() {
+            store::run_each(&mut tx, &[store::messages::insert_step(&message, None)])
+                .await
+                .map_err(store::db_error)?;
         } else {
-            let posted =
-                store::ledger::post(&mut tx, &posting, &format!("usage:{}", message.id), now_us)
-                    .await?;
+            // The charge, the message and any alert go to the store together.
+            let key = format!("usage:{}", message.id);
+            let mut extra = vec![store::messages::insert_step(&message, Some(&key))];
             if posting.debit.kind == LedgerKind::Budget {
-                self.alert_if_crossed(&mut tx, account, price, posted.debit_after, now_us)
-                    .await?;
+                extra.extend(alert_step(account, &key, now_us));
             }
-            Some(posted.id)
-        };
-        store::messages::insert(&mut tx, &message, transfer.as_deref()).await?;
+            store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, extra).await?;
+        }
         tx.commit().await.map_err(store::db_error)?;
         Ok((message, view))
     }

@@ -98,8 +98,15 @@ impl Canopy {
         let posting = ledger::topup_posting(parent, amount, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
-        let posted =
-            store::ledger::post(&mut tx, &posting, &transfer_key(posting.kind), now_us).await?;
+        let posted = store::ledger::post(
+            &mut tx,
+            self.store.backend,
+            &posting,
+            &transfer_key(posting.kind),
+            now_us,
+            vec![],
+        )
+        .await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(moved(&posted, &posting, posted.credit_after))
     }
@@ -141,12 +148,14 @@ impl Canopy {
                 sub.id
             )));
         }
+        let key = transfer_key(posting.kind);
+        let extra = if allocate {
+            vec![]
+        } else {
+            alert_step(sub, &key, now_us).into_iter().collect()
+        };
         let posted =
-            store::ledger::post(&mut tx, &posting, &transfer_key(posting.kind), now_us).await?;
-        if !allocate {
-            self.alert_if_crossed(&mut tx, sub, amount, posted.debit_after, now_us)
-                .await?;
-        }
+            store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, extra).await?;
         tx.commit().await.map_err(store::db_error)?;
         let budget_after = if allocate {
             posted.credit_after
@@ -154,26 +163,6 @@ impl Canopy {
             posted.debit_after
         };
         Ok(moved(&posted, &posting, budget_after))
-    }
-
-    /// Records one low-balance alert when a debit of `amount` took the
-    /// budget from at or above its threshold to below it.
-    pub(crate) async fn alert_if_crossed(
-        &self,
-        c: &mut Conn,
-        sub: &Account,
-        amount: Amount,
-        after: Amount,
-        now_us: i64,
-    ) -> Result<()> {
-        let Some(alert) = &sub.low_balance_alert else {
-            return Ok(());
-        };
-        let before = after.decimal() + amount.decimal();
-        if before >= alert.threshold.decimal() && after.decimal() < alert.threshold.decimal() {
-            store::notifications::insert_low_balance(c, &sub.id, alert, after, now_us).await?;
-        }
-        Ok(())
     }
 
     /// Gives a new sub-account its initial credit, in its creation transaction.
@@ -186,9 +175,16 @@ impl Canopy {
         now_us: i64,
     ) -> Result<()> {
         let posting = ledger::budget_posting(parent, sub, amount, true, &self.month());
-        store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us)
-            .await
-            .map(|_| ())
+        store::ledger::post(
+            c,
+            self.store.backend,
+            &posting,
+            &transfer_key(posting.kind),
+            now_us,
+            vec![],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Returns everything a sub-account's budget holds to its parent, in
@@ -206,7 +202,15 @@ impl Canopy {
         let held = store::ledger::lock_balance(c, &LedgerRef::budget(sub), now_us).await?;
         if held.decimal() > Decimal::ZERO {
             let posting = ledger::budget_posting(parent, sub, held, false, &self.month());
-            store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us).await?;
+            store::ledger::post(
+                c,
+                self.store.backend,
+                &posting,
+                &transfer_key(posting.kind),
+                now_us,
+                vec![],
+            )
+            .await?;
         }
         Ok(())
     }
@@ -240,9 +244,16 @@ impl Canopy {
             spend: vec![],
             reference: None,
         };
-        store::ledger::post(c, &posting, &transfer_key(posting.kind), now_us)
-            .await
-            .map(|_| ())
+        store::ledger::post(
+            c,
+            self.store.backend,
+            &posting,
+            &transfer_key(posting.kind),
+            now_us,
+            vec![],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The account's money: balance or credit for a parent, budget or usage
@@ -339,6 +350,18 @@ fn moved(posted: &Posted, posting: &ledger::Posting, balance_after: Amount) -> M
         currency: posting.debit.currency.clone(),
         balance_after,
     }
+}
+
+/// The low-balance alert check of a budget debit, if the sub-account has
+/// alert settings.
+pub(crate) fn alert_step(
+    sub: &Account,
+    transfer_key: &str,
+    now_us: i64,
+) -> Option<crate::store::Step> {
+    sub.low_balance_alert
+        .as_ref()
+        .map(|_| store::ledger::alert_step(&sub.id, transfer_key, now_us))
 }
 
 /// A view whose every field is hidden is denied (API.md), naming the

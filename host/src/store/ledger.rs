@@ -1,14 +1,15 @@
 //! The ledger tables: ledger accounts, transfers, monthly spend.
 //!
-//! Limits are enforced by conditional updates (`... WHERE balance_micros >=
-//! $amount`), never by a read followed by a write, so no concurrent request
-//! on either backend can overdraw. Rows are locked in one global order
-//! (monthly counters, then ledger accounts by id) so two transfers never
-//! deadlock on PostgreSQL.
+//! Floors and limits are CHECK constraints that every update is held to,
+//! never a read followed by a write, so no concurrent request on either
+//! backend can overdraw: the update that would pass a floor fails and its
+//! transaction rolls back. Rows are locked in one global order (monthly
+//! counters, then ledger accounts by id) so two transfers never deadlock on
+//! PostgreSQL.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
-use super::{Conn, db_error};
+use super::{Arg, Backend, Conn, Step, check_violation, db_error, run_each, run_steps};
 use crate::domain::Amount;
 use crate::domain::ledger::{LedgerKind, LedgerRef, MonthlyLimit, Posting, SpendColumn};
 use crate::secrets::new_id;
@@ -24,19 +25,10 @@ pub struct Posted {
 
 /// Creates a ledger account on first use; any host may, at any time.
 pub async fn ensure(c: &mut Conn, r: &LedgerRef, now_us: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ledger_accounts (id, kind, owner_id, currency, balance_micros, created_at)
-         VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(r.id())
-    .bind(r.kind.as_str())
-    .bind(&r.owner)
-    .bind(&r.currency)
-    .bind(now_us)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    run_each(c, &[ensure_step(r, now_us)])
+        .await
+        .map(|_| ())
+        .map_err(db_error)
 }
 
 fn column(c: SpendColumn) -> &'static str {
@@ -61,70 +53,6 @@ fn limit_refusal(limit: &MonthlyLimit, posting: &Posting) -> Error {
     ))
 }
 
-async fn count_spend(
-    c: &mut Conn,
-    limit: &MonthlyLimit,
-    posting: &Posting,
-    amount: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO monthly_spend (account_id, month) VALUES ($1, $2) ON CONFLICT (account_id, month) DO NOTHING")
-        .bind(&limit.account_id)
-        .bind(&posting.month)
-        .execute(&mut *c)
-        .await
-        .map_err(db_error)?;
-    let col = column(limit.column);
-    let cap = limit
-        .limit
-        .map(|l| l.to_micros().expect("stored limits fit"))
-        .unwrap_or(-1);
-    // The column name comes from the enum above, never from input.
-    let sql = format!(
-        "UPDATE monthly_spend SET {col} = {col} + $3
-         WHERE account_id = $1 AND month = $2
-           AND ($4 < 0 OR usage_micros + allocated_micros - returned_micros + $3 <= $4)"
-    );
-    let done = sqlx::query(AssertSqlSafe(sql))
-        .bind(&limit.account_id)
-        .bind(&posting.month)
-        .bind(amount)
-        .bind(cap)
-        .execute(&mut *c)
-        .await
-        .map_err(db_error)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(limit_refusal(limit, posting))
-    }
-}
-
-async fn debit(c: &mut Conn, r: &LedgerRef, amount: i64) -> Result<Option<i64>> {
-    let row = sqlx::query(
-        "UPDATE ledger_accounts SET balance_micros = balance_micros - $2
-         WHERE id = $1 AND ($3 = 0 OR balance_micros >= $2) RETURNING balance_micros",
-    )
-    .bind(r.id())
-    .bind(amount)
-    .bind(i64::from(r.never_negative()))
-    .fetch_optional(&mut *c)
-    .await
-    .map_err(db_error)?;
-    row.map(|r| r.try_get::<i64, _>("balance_micros"))
-        .transpose()
-        .map_err(db_error)
-}
-
-async fn credit(c: &mut Conn, r: &LedgerRef, amount: i64) -> Result<i64> {
-    sqlx::query("UPDATE ledger_accounts SET balance_micros = balance_micros + $2 WHERE id = $1 RETURNING balance_micros")
-        .bind(r.id())
-        .bind(amount)
-        .fetch_one(&mut *c)
-        .await
-        .and_then(|r| r.try_get::<i64, _>("balance_micros"))
-        .map_err(db_error)
-}
-
 fn wallet_name(r: &LedgerRef) -> &'static str {
     match r.kind {
         LedgerKind::Balance => "the parent's balance",
@@ -133,10 +61,33 @@ fn wallet_name(r: &LedgerRef) -> &'static str {
     }
 }
 
-/// Applies one posting: its monthly counters, both sides of the transfer
-/// and the transfer row, in the caller's transaction. A limit it would
-/// break is a 402 and the caller rolls back.
-pub async fn post(c: &mut Conn, p: &Posting, idempotency_key: &str, now_us: i64) -> Result<Posted> {
+fn ensure_step(r: &LedgerRef, now_us: i64) -> Step {
+    Step::new(
+        "INSERT INTO ledger_accounts (id, kind, owner_id, currency, balance_micros, created_at)
+         VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
+        vec![
+            Arg::Text(Some(r.id())),
+            Arg::Text(Some(r.kind.as_str().into())),
+            Arg::Text(r.owner.clone()),
+            Arg::Text(Some(r.currency.clone())),
+            Arg::Int(Some(now_us)),
+        ],
+    )
+}
+
+/// Applies one posting in the caller's transaction: its monthly counters,
+/// both sides of the transfer, the transfer row, then `extra` steps (the
+/// message it pays for, an alert). The floors and limits are the schema's
+/// CHECK constraints (`never_negative`, `within_monthly_limit`): a posting
+/// that would break one fails, becomes a 402, and the caller rolls back.
+pub async fn post(
+    c: &mut Conn,
+    backend: Backend,
+    p: &Posting,
+    idempotency_key: &str,
+    now_us: i64,
+    extra: Vec<Step>,
+) -> Result<Posted> {
     let amount = p
         .amount
         .to_micros()
@@ -147,60 +98,112 @@ pub async fn post(c: &mut Conn, p: &Posting, idempotency_key: &str, now_us: i64)
         p.credit.id(),
         "a transfer moves between two accounts"
     );
-    ensure(c, &p.debit, now_us).await?;
-    ensure(c, &p.credit, now_us).await?;
-
+    let mut steps = vec![
+        ensure_step(&p.debit, now_us),
+        ensure_step(&p.credit, now_us),
+    ];
+    // Rows are locked in one global order: counters by account, then
+    // ledger accounts by id.
     let mut limits: Vec<&MonthlyLimit> = p.spend.iter().collect();
     limits.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-    for limit in limits {
-        count_spend(c, limit, p, amount).await?;
+    for limit in &limits {
+        let key = vec![
+            Arg::Text(Some(limit.account_id.clone())),
+            Arg::Text(Some(p.month.clone())),
+        ];
+        steps.push(Step::new(
+            "INSERT INTO monthly_spend (account_id, month) VALUES ($1, $2) ON CONFLICT (account_id, month) DO NOTHING",
+            key.clone(),
+        ));
+        let col = column(limit.column);
+        let cap = limit
+            .limit
+            .map(|l| l.to_micros().expect("stored limits fit"));
+        steps.push(Step::new(
+            format!("UPDATE monthly_spend SET {col} = {col} + $3, limit_micros = $4 WHERE account_id = $1 AND month = $2"),
+            [key, vec![Arg::Int(Some(amount)), Arg::Int(cap)]].concat(),
+        ));
     }
-    let insufficient = || {
-        Error::InsufficientFunds(format!(
-            "{} cannot pay {} {}; add funds or lower the amount",
-            wallet_name(&p.debit),
-            p.amount.to_api_string(),
-            p.debit.currency
-        ))
-    };
-    let (debit_after, credit_after) = if p.debit.id() < p.credit.id() {
-        let d = debit(c, &p.debit, amount).await?.ok_or_else(insufficient)?;
-        (d, credit(c, &p.credit, amount).await?)
+    let debit = Step::new(
+        "UPDATE ledger_accounts SET balance_micros = balance_micros - $2 WHERE id = $1",
+        vec![Arg::Text(Some(p.debit.id())), Arg::Int(Some(amount))],
+    );
+    let credit = Step::new(
+        "UPDATE ledger_accounts SET balance_micros = balance_micros + $2 WHERE id = $1",
+        vec![Arg::Text(Some(p.credit.id())), Arg::Int(Some(amount))],
+    );
+    if p.debit.id() < p.credit.id() {
+        steps.extend([debit, credit]);
     } else {
-        let cr = credit(c, &p.credit, amount).await?;
-        (
-            debit(c, &p.debit, amount).await?.ok_or_else(insufficient)?,
-            cr,
-        )
-    };
-    debug_assert!(!p.debit.never_negative() || debit_after >= 0);
-
+        steps.extend([credit, debit]);
+    }
     let id = new_id("txn");
-    sqlx::query(
+    steps.push(Step::new(
         "INSERT INTO transfers (id, idempotency_key, kind, debit_id, credit_id, amount_micros, currency,
             debit_balance_after, credit_balance_after, subject_id, tree_id, month, reference, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&id)
-    .bind(idempotency_key)
-    .bind(p.kind.as_str())
-    .bind(p.debit.id())
-    .bind(p.credit.id())
-    .bind(amount)
-    .bind(&p.debit.currency)
-    .bind(debit_after)
-    .bind(credit_after)
-    .bind(&p.subject_id)
-    .bind(&p.tree_id)
-    .bind(&p.month)
-    .bind(&p.reference)
-    .bind(now_us)
-    .execute(&mut *c)
-    .await
-    .map_err(|e| match super::unique_violation(&e) {
-        Some(_) => Error::IdempotencyConflict(format!("a transfer with key `{idempotency_key}` already exists")),
-        None => db_error(e),
+         VALUES ($1, $2, $3, $4, $5, $6, $7,
+            (SELECT balance_micros FROM ledger_accounts WHERE id = $4),
+            (SELECT balance_micros FROM ledger_accounts WHERE id = $5),
+            $8, $9, $10, $11, $12)",
+        vec![
+            Arg::Text(Some(id.clone())),
+            Arg::Text(Some(idempotency_key.into())),
+            Arg::Text(Some(p.kind.as_str().into())),
+            Arg::Text(Some(p.debit.id())),
+            Arg::Text(Some(p.credit.id())),
+            Arg::Int(Some(amount)),
+            Arg::Text(Some(p.debit.currency.clone())),
+            Arg::Text(Some(p.subject_id.clone())),
+            Arg::Text(Some(p.tree_id.clone())),
+            Arg::Text(Some(p.month.clone())),
+            Arg::Text(p.reference.clone()),
+            Arg::Int(Some(now_us)),
+        ],
+    ));
+    steps.extend(extra);
+    steps.push(Step::new(
+        "SELECT debit_balance_after, credit_balance_after FROM transfers WHERE id = $1",
+        vec![Arg::Text(Some(id.clone()))],
+    ));
+    let rows = run_steps(c, backend, &steps).await.map_err(|e| {
+        if let Some(check) = check_violation(&e) {
+            if check.contains("never_negative") {
+                return Error::InsufficientFunds(format!(
+                    "{} cannot pay {} {}; add funds or lower the amount",
+                    wallet_name(&p.debit),
+                    p.amount.to_api_string(),
+                    p.debit.currency
+                ));
+            }
+            if check.contains("within_monthly_limit") {
+                // Name the tighter limit that could have refused it.
+                let limit = limits
+                    .iter()
+                    .rev()
+                    .find(|l| l.limit.is_some())
+                    .or(limits.first());
+                return limit
+                    .map(|l| limit_refusal(l, p))
+                    .unwrap_or_else(|| db_error(e));
+            }
+        }
+        match super::unique_violation(&e) {
+            Some(_) => Error::IdempotencyConflict(format!(
+                "a transfer with key `{idempotency_key}` already exists"
+            )),
+            None => db_error(e),
+        }
     })?;
+    let row = rows
+        .last()
+        .ok_or_else(|| Error::internal("the transfer was not written"))?;
+    let debit_after: i64 = row.try_get("debit_balance_after").map_err(db_error)?;
+    let credit_after: i64 = row.try_get("credit_balance_after").map_err(db_error)?;
+    assert!(
+        !p.debit.never_negative() || debit_after >= 0,
+        "the schema keeps {} at or above zero",
+        p.debit.id()
+    );
     Ok(Posted {
         id,
         debit_after: Amount::from_micros(debit_after),
@@ -220,6 +223,26 @@ pub async fn lock_balance(c: &mut Conn, r: &LedgerRef, now_us: i64) -> Result<Am
         .and_then(|r| r.try_get::<i64, _>("balance_micros"))
         .map(Amount::from_micros)
         .map_err(db_error)
+}
+
+/// A low-balance alert for `account_id`, recorded only if the transfer with
+/// `idempotency_key` (a debit of its budget) took the budget from at or
+/// above its threshold to below it: one alert per crossing.
+pub fn alert_step(account_id: &str, idempotency_key: &str, now_us: i64) -> Step {
+    Step::new(
+        "INSERT INTO notifications (id, account_id, kind, threshold_micros, budget_micros, emails, created_at)
+         SELECT $1, a.id, 'low_balance', a.low_balance_threshold_micros, t.debit_balance_after, a.low_balance_emails, $2
+         FROM transfers t JOIN accounts a ON a.id = $3
+         WHERE t.idempotency_key = $4 AND a.low_balance_threshold_micros IS NOT NULL
+           AND t.debit_balance_after < a.low_balance_threshold_micros
+           AND t.debit_balance_after + t.amount_micros >= a.low_balance_threshold_micros",
+        vec![
+            Arg::Text(Some(new_id("ntf"))),
+            Arg::Int(Some(now_us)),
+            Arg::Text(Some(account_id.into())),
+            Arg::Text(Some(idempotency_key.into())),
+        ],
+    )
 }
 
 /// The balance of a ledger account (zero if it was never used).

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Conn, db_error};
+use super::{Arg, Conn, Step, db_error};
 use crate::Result;
 use crate::domain::Amount;
 
@@ -20,26 +20,25 @@ pub struct Message {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn insert(c: &mut Conn, m: &Message, transfer_id: Option<&str>) -> Result<()> {
-    sqlx::query(
+/// Writing a message, paid by the transfer with `transfer_key` (if any).
+pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
+    Step::new(
         "INSERT INTO messages (id, account_id, user_id, channel, recipient, body, status, price_micros, currency, transfer_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
+        vec![
+            Arg::Text(Some(m.id.clone())),
+            Arg::Text(Some(m.account_id.clone())),
+            Arg::Text(Some(m.user_id.clone())),
+            Arg::Text(Some(m.channel.clone())),
+            Arg::Text(Some(m.to.clone())),
+            Arg::Text(Some(m.body.clone())),
+            Arg::Text(Some(m.status.clone())),
+            Arg::Int(Some(m.price.to_micros().expect("prices fit"))),
+            Arg::Text(Some(m.currency.clone())),
+            Arg::Text(transfer_key.map(str::to_string)),
+            Arg::Int(Some(m.created_at.timestamp_micros())),
+        ],
     )
-    .bind(&m.id)
-    .bind(&m.account_id)
-    .bind(&m.user_id)
-    .bind(&m.channel)
-    .bind(&m.to)
-    .bind(&m.body)
-    .bind(&m.status)
-    .bind(m.price.to_micros().expect("prices fit"))
-    .bind(&m.currency)
-    .bind(transfer_id)
-    .bind(m.created_at.timestamp_micros())
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }
 
 /// A page of an account's messages; `user_id` keeps it to one sender's.

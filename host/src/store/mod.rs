@@ -165,6 +165,119 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         })
 }
 
+/// A bound value of a [`Step`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// One SQL statement with its own `$1..$n` parameters.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl Step {
+    pub fn new(sql: impl Into<String>, args: Vec<Arg>) -> Step {
+        Step {
+            sql: sql.into(),
+            args,
+        }
+    }
+}
+
+/// Renumbers `$n` placeholders by `offset` (our own SQL has no `$` in
+/// literals).
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            let mut n = 0usize;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n * 10 + d as usize;
+                chars.next();
+            }
+            out.push_str(&format!("${}", n + offset));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs steps in order, in the caller's transaction, and returns the rows
+/// they produce. On SQLite they go to the database in one call (each
+/// statement is a hop to SQLite's worker thread, which dominates the cost
+/// of a short write); PostgreSQL takes them one by one. The first failing
+/// statement stops the rest; the caller rolls back.
+pub async fn run_steps(
+    c: &mut Conn,
+    backend: Backend,
+    steps: &[Step],
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            let mut sql = String::new();
+            let mut args = Vec::new();
+            for step in steps {
+                sql.push_str(&renumber(&step.sql, args.len()));
+                sql.push_str(";\n");
+                args.extend(step.args.iter().cloned());
+            }
+            // Statements and column names are the host's own, never input.
+            bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
+                .fetch_all(&mut *c)
+                .await
+        }
+        Backend::Postgres => run_each(c, steps).await,
+    }
+}
+
+fn bind<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    args: &[Arg],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for a in args {
+        q = match a {
+            Arg::Text(v) => q.bind(v.clone()),
+            Arg::Int(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
+/// Runs steps one statement at a time, on any backend.
+pub async fn run_each(c: &mut Conn, steps: &[Step]) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let mut rows = Vec::new();
+    for step in steps {
+        rows.extend(
+            bind(
+                sqlx::query(sqlx::AssertSqlSafe(step.sql.clone())),
+                &step.args,
+            )
+            .fetch_all(&mut *c)
+            .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// The named CHECK constraint a failed write broke, if that is why.
+pub fn check_violation(e: &sqlx::Error) -> Option<String> {
+    let db = e.as_database_error()?;
+    if db.kind() != sqlx::error::ErrorKind::CheckViolation {
+        return None;
+    }
+    Some(
+        db.constraint()
+            .map(str::to_string)
+            .unwrap_or_else(|| db.message().to_string()),
+    )
+}
+
 /// A database failure the caller cannot fix.
 pub fn db_error(e: sqlx::Error) -> crate::Error {
     crate::Error::internal(format!("database: {e}"))
@@ -182,4 +295,18 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
             .map(str::to_string)
             .unwrap_or_else(|| db.message().to_string()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn placeholders_are_renumbered_for_one_batch() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1 WHERE id = $2 AND b = $12", 3),
+            "UPDATE t SET a = $4 WHERE id = $5 AND b = $15"
+        );
+        assert_eq!(renumber("SELECT 1", 9), "SELECT 1");
+    }
 }

@@ -6,8 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Conn, db_error};
 use crate::Result;
-use crate::domain::{Amount, LowBalanceAlert};
-use crate::secrets::new_id;
+use crate::domain::Amount;
 
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -20,29 +19,6 @@ pub struct Notification {
     pub attempts: i64,
     pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
-}
-
-pub async fn insert_low_balance(
-    c: &mut Conn,
-    account_id: &str,
-    alert: &LowBalanceAlert,
-    budget: Amount,
-    now_us: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO notifications (id, account_id, kind, threshold_micros, budget_micros, emails, created_at)
-         VALUES ($1, $2, 'low_balance', $3, $4, $5, $6)",
-    )
-    .bind(new_id("ntf"))
-    .bind(account_id)
-    .bind(alert.threshold.to_micros().expect("stored thresholds fit"))
-    .bind(budget.to_micros().expect("balances fit"))
-    .bind(serde_json::to_string(&alert.emails).expect("strings serialize"))
-    .bind(now_us)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }
 
 fn from_row(r: &AnyRow) -> Result<Notification> {
