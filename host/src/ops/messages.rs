@@ -97,21 +97,23 @@ impl Canopy {
             &ledger::month_of(now),
         );
         posting.reference = Some(message.id.clone());
-        let mut tx = self.store.begin().await?;
         if price.decimal().is_zero() {
-            store::run_each(&mut tx, &[store::messages::insert_step(&message, None)])
+            let steps = vec![store::messages::insert_step(&message, None)];
+            self.store
+                .write_steps(steps)
                 .await
                 .map_err(store::db_error)?;
         } else {
-            // The charge, the message and any alert go to the store together.
+            // The charge, the message and any alert are one short write,
+            // committed with the others that arrive at once.
             let key = format!("usage:{}", message.id);
             let mut extra = vec![store::messages::insert_step(&message, Some(&key))];
             if posting.debit.kind == LedgerKind::Budget {
                 extra.extend(alert_step(account, &key, now_us));
             }
-            store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, extra).await?;
+            let (id, steps) = store::ledger::posting_steps(&posting, &key, now_us, extra)?;
+            store::ledger::posted(id, &posting, &key, self.store.write_steps(steps).await)?;
         }
-        tx.commit().await.map_err(store::db_error)?;
         Ok((message, view))
     }
 

@@ -88,6 +88,17 @@ pub async fn post(
     now_us: i64,
     extra: Vec<Step>,
 ) -> Result<Posted> {
+    let (id, steps) = posting_steps(p, idempotency_key, now_us, extra)?;
+    posted(id, p, idempotency_key, run_steps(c, backend, &steps).await)
+}
+
+/// The statements of a posting (see [`post`]) and the transfer id they write.
+pub fn posting_steps(
+    p: &Posting,
+    idempotency_key: &str,
+    now_us: i64,
+    extra: Vec<Step>,
+) -> Result<(String, Vec<Step>)> {
     let amount = p
         .amount
         .to_micros()
@@ -165,7 +176,20 @@ pub async fn post(
         "SELECT debit_balance_after, credit_balance_after FROM transfers WHERE id = $1",
         vec![Arg::Text(Some(id.clone()))],
     ));
-    let rows = run_steps(c, backend, &steps).await.map_err(|e| {
+    Ok((id, steps))
+}
+
+/// The outcome of running a posting's statements: the transfer, or the
+/// 402 of the floor or limit the schema held it to.
+pub fn posted(
+    id: String,
+    p: &Posting,
+    idempotency_key: &str,
+    result: Result<Vec<sqlx::any::AnyRow>, sqlx::Error>,
+) -> Result<Posted> {
+    let mut limits: Vec<&MonthlyLimit> = p.spend.iter().collect();
+    limits.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let rows = result.map_err(|e| {
         if let Some(check) = check_violation(&e) {
             if check.contains("never_negative") {
                 return Error::InsufficientFunds(format!(

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod credentials;
+pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
 pub mod messages;
@@ -47,6 +48,8 @@ pub struct Store {
     pub backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    /// SQLite: the writer that commits concurrent short writes together.
+    group: Option<group_commit::GroupCommit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +94,12 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(unreachable)?;
+                let group = Some(group_commit::GroupCommit::start(write.clone()));
                 Ok(Store {
                     backend,
                     read,
                     write,
+                    group,
                 })
             }
             Backend::Postgres => {
@@ -108,6 +113,7 @@ impl Store {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    group: None,
                 })
             }
         }
@@ -135,6 +141,24 @@ impl Store {
     /// A write transaction. On SQLite it holds the only writer connection.
     pub async fn begin(&self) -> crate::Result<Tx> {
         self.write.begin().await.map_err(db_error)
+    }
+
+    /// Runs `steps` as one short write transaction of their own: on SQLite
+    /// committed together with others that arrive at once (group commit),
+    /// on PostgreSQL alone.
+    pub async fn write_steps(
+        &self,
+        steps: Vec<Step>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        match &self.group {
+            Some(group) => group.run(steps).await,
+            None => {
+                let mut tx = self.write.begin().await?;
+                let rows = run_each(&mut tx, &steps).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+        }
     }
 
     pub async fn close(&self) {
