@@ -1,8 +1,8 @@
 //! `canopy-load`: charged messages per second through HTTP, with the
 //! shipped policies on, next to the storage's own limit measured in the same
-//! run (single-row insert transactions on the same database, with the same
-//! durability settings), so the figures can be read as a ratio on a noisy
-//! machine.
+//! run (single-row insert transactions on the same database, through the same
+//! store, so with the same durability settings), so the figures can be read
+//! as ratios on a noisy machine.
 //!
 //! Usage: `cargo run --release -p canopy-bench -- [sqlite|postgres] [CLIENTS] [SECONDS]`
 
@@ -15,7 +15,9 @@ use serde_json::json;
 
 /// Prepaid funds large enough that no send is refused during a run.
 const FUNDS: &str = "100000000";
+const BUDGET: &str = "1000000";
 
+#[derive(Default)]
 struct Run {
     completed: usize,
     failed: usize,
@@ -24,18 +26,34 @@ struct Run {
 }
 
 impl Run {
+    fn merge(&mut self, ok: usize, failed: usize, latencies: Vec<u64>) {
+        self.completed += ok;
+        self.failed += failed;
+        self.latencies_us.extend(latencies);
+    }
+
+    fn row(&mut self, what: &str) -> String {
+        self.latencies_us.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+            self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        format!(
+            "| {what} | {:.0} | {:.2} | {:.2} | {} |",
+            self.completed as f64 / self.seconds,
+            pct(0.50),
+            pct(0.99),
+            self.failed
+        )
+    }
+
     fn per_second(&self) -> f64 {
         self.completed as f64 / self.seconds
     }
-
-    fn percentile_ms(&mut self, p: f64) -> f64 {
-        self.latencies_us.sort_unstable();
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    }
 }
 
-async fn setup(app: &TestApp) -> (String, String) {
+/// A funded parent and `budgets` sub-accounts with a budget each.
+async fn setup(app: &TestApp, budgets: usize) -> (Vec<String>, String) {
     let parent = app
         .parent_with(
             "load.example",
@@ -49,61 +67,32 @@ async fn setup(app: &TestApp) -> (String, String) {
     )
     .await
     .expect(201);
-    let sub = app
-        .try_sub(
-            &parent,
-            "Load",
-            "load@load.example",
-            json!({
-                "invite": false, "credit": {"mode": "assigned_budget", "initial_credit": "50000000"}
-            }),
-        )
-        .await
-        .expect(201);
-    (sub["id"].as_str().unwrap().to_string(), parent.key)
+    let mut subs = Vec::new();
+    for i in 0..budgets {
+        let sub = app
+            .try_sub(
+                &parent,
+                &format!("Load {i}"),
+                &format!("load{i}@load.example"),
+                json!({
+                    "invite": false, "credit": {"mode": "assigned_budget", "initial_credit": BUDGET}
+                }),
+            )
+            .await
+            .expect(201);
+        subs.push(sub["id"].as_str().unwrap().to_string());
+    }
+    (subs, parent.key)
 }
 
-/// `clients` keep-alive connections sending messages for `seconds`.
-async fn messages(app: &TestApp, account: &str, key: &str, clients: usize, seconds: u64) -> Run {
-    load(
-        app,
-        &format!("{}/v1/accounts/{account}/messages", app.base),
-        key,
-        clients,
-        seconds,
-        false,
-    )
-    .await
-}
-
-/// `clients` keep-alive connections reading the account for `seconds`:
-/// everything a request costs but the write.
-async fn reads(app: &TestApp, account: &str, key: &str, clients: usize, seconds: u64) -> Run {
-    load(
-        app,
-        &format!("{}/v1/accounts/{account}", app.base),
-        key,
-        clients,
-        seconds,
-        true,
-    )
-    .await
-}
-
-async fn load(
-    _app: &TestApp,
-    url: &str,
-    key: &str,
-    clients: usize,
-    seconds: u64,
-    read_only: bool,
-) -> Run {
+/// `clients` keep-alive connections for `seconds`; client `i` uses
+/// `urls[i % urls.len()]`, POSTing a message or GETting the URL.
+async fn load(urls: Vec<String>, key: &str, clients: usize, seconds: u64, read_only: bool) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
-    let url = url.to_string();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
-            let (url, key, stop) = (url.clone(), key.to_string(), stop.clone());
+            let (url, key, stop) = (urls[i % urls.len()].clone(), key.to_string(), stop.clone());
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let body =
@@ -130,24 +119,24 @@ async fn load(
         .collect();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut run = Run {
-        completed: 0,
-        failed: 0,
-        seconds: 0.0,
-        latencies_us: Vec::new(),
-    };
+    let mut run = Run::default();
     for t in tasks {
         let (ok, failed, latencies) = t.await.unwrap();
-        run.completed += ok;
-        run.failed += failed;
-        run.latencies_us.extend(latencies);
+        run.merge(ok, failed, latencies);
     }
     run.seconds = started.elapsed().as_secs_f64();
     run
 }
 
+fn message_urls(app: &TestApp, accounts: &[String]) -> Vec<String> {
+    accounts
+        .iter()
+        .map(|a| format!("{}/v1/accounts/{a}/messages", app.base))
+        .collect()
+}
+
 /// The storage's own limit: single-row insert transactions from `clients`
-/// tasks, through the same store (same pools, same pragmas).
+/// tasks, through a store like the server's (same pools, same pragmas).
 async fn storage_limit(database_url: &str, clients: usize, seconds: u64) -> Run {
     let store = canopy::store::Store::connect(database_url).await.unwrap();
     {
@@ -164,15 +153,14 @@ async fn storage_limit(database_url: &str, clients: usize, seconds: u64) -> Run 
         .map(|c| {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
-                let (mut ok, mut latencies) = (0usize, Vec::with_capacity(100_000));
-                let mut n = 0u64;
+                let (mut ok, mut latencies, mut n) = (0usize, Vec::with_capacity(100_000), 0i64);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
                     let mut tx = store.begin().await.unwrap();
                     sqlx::query("INSERT INTO bench_inserts (id, payload, at) VALUES ($1, $2, $3)")
                         .bind(format!("{c}-{n}"))
                         .bind("a row about the size of a message")
-                        .bind(n as i64)
+                        .bind(n)
                         .execute(&mut *tx)
                         .await
                         .unwrap();
@@ -187,16 +175,10 @@ async fn storage_limit(database_url: &str, clients: usize, seconds: u64) -> Run 
         .collect();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut run = Run {
-        completed: 0,
-        failed: 0,
-        seconds: 0.0,
-        latencies_us: Vec::new(),
-    };
+    let mut run = Run::default();
     for t in tasks {
         let (ok, latencies) = t.await.unwrap();
-        run.completed += ok;
-        run.latencies_us.extend(latencies);
+        run.merge(ok, 0, latencies);
     }
     run.seconds = started.elapsed().as_secs_f64();
     run
@@ -212,43 +194,51 @@ async fn main() {
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
     let app = spawn_app(backend).await;
-    let (account, key) = setup(&app).await;
+    let (budgets, key) = setup(&app, clients).await;
     // Warm up connections, caches and the allocator.
-    messages(&app, &account, &key, clients, 1).await;
-    let mut http = messages(&app, &account, &key, clients, seconds).await;
+    load(message_urls(&app, &budgets), &key, clients, 1, false).await;
+    let mut one = load(
+        message_urls(&app, &budgets[..1]),
+        &key,
+        clients,
+        seconds,
+        false,
+    )
+    .await;
+    let mut spread = load(message_urls(&app, &budgets), &key, clients, seconds, false).await;
+    let mut reads = load(
+        vec![format!("{}/v1/accounts/{}", app.base, budgets[0])],
+        &key,
+        clients,
+        seconds,
+        true,
+    )
+    .await;
     let check = app
         .get("/v1/operator/ledger/check", &app.operator_token.clone())
         .await
         .expect(200);
     assert_eq!(check["balanced"], true, "ledger after the run: {check}");
-    let mut read = reads(&app, &account, &key, clients, seconds).await;
     let mut storage = storage_limit(&app.database_url, clients, seconds).await;
-    println!("backend: {backend:?}, clients: {clients}, seconds: {seconds}");
+    println!(
+        "backend: {backend:?}, clients: {clients}, seconds: {seconds}; ledger balanced after the run"
+    );
     println!("| measure | per second | p50 ms | p99 ms | failed |");
     println!("|---|---|---|---|---|");
     println!(
-        "| charged messages via HTTP | {:.0} | {:.2} | {:.2} | {} |",
-        http.per_second(),
-        http.percentile_ms(0.50),
-        http.percentile_ms(0.99),
-        http.failed
+        "{}",
+        one.row("charged messages via HTTP, all on one budget")
     );
     println!(
-        "| account reads via HTTP (no write) | {:.0} | {:.2} | {:.2} | {} |",
-        read.per_second(),
-        read.percentile_ms(0.50),
-        read.percentile_ms(0.99),
-        read.failed
+        "{}",
+        spread.row("charged messages via HTTP, a budget per client")
     );
+    println!("{}", reads.row("account reads via HTTP (no write)"));
+    println!("{}", storage.row("storage: single-row insert transactions"));
     println!(
-        "| storage: single-row insert transactions | {:.0} | {:.2} | {:.2} | 0 |",
-        storage.per_second(),
-        storage.percentile_ms(0.50),
-        storage.percentile_ms(0.99)
-    );
-    println!(
-        "ratio messages/storage: {:.2}",
-        http.per_second() / storage.per_second()
+        "ratios to the storage limit: one budget {:.2}, a budget per client {:.2}",
+        one.per_second() / storage.per_second(),
+        spread.per_second() / storage.per_second()
     );
     app.stop().await;
 }

@@ -90,13 +90,25 @@ impl LedgerRef {
         LedgerRef::platform(LedgerKind::Topups, &parent.id, &parent.currency)
     }
 
-    pub fn revenue(parent: &Account) -> LedgerRef {
-        LedgerRef::platform(LedgerKind::Revenue, &parent.id, &parent.currency)
+    /// Usage revenue of a tree, in one of [`REVENUE_SHARDS`] rows chosen
+    /// by the account that spends, so that a tree's sub-accounts spending
+    /// at once do not all wait on one row lock.
+    pub fn revenue(parent: &Account, spender_id: &str) -> LedgerRef {
+        let shard = fnv1a(spender_id.as_bytes()) % REVENUE_SHARDS;
+        LedgerRef::platform(LedgerKind::Revenue, &format!("{}.{shard}", parent.id), &parent.currency)
     }
 
     pub fn closed(currency: &str) -> LedgerRef {
         LedgerRef::platform(LedgerKind::Closed, "platform", currency)
     }
+}
+
+/// Rows a tree's usage revenue is spread over.
+pub const REVENUE_SHARDS: u64 = 8;
+
+/// FNV-1a: a stable hash, the same on every host and build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
 }
 
 /// A monthly limit a posting must stay within: a postpaid parent's credit
@@ -192,7 +204,7 @@ pub fn usage_posting(
     Posting {
         kind: TransferKind::Usage,
         debit,
-        credit: LedgerRef::revenue(tree),
+        credit: LedgerRef::revenue(tree, &account.id),
         amount: price,
         subject_id: account.id.clone(),
         tree_id: tree.id.clone(),
@@ -319,7 +331,7 @@ mod tests {
             p.spend.is_empty(),
             "budget usage was counted when allocated"
         );
-        assert_eq!(p.credit, LedgerRef::revenue(&parent));
+        assert_eq!(p.credit, LedgerRef::revenue(&parent, "acct_b"));
 
         let mut shared = subaccount("acct_s");
         shared.credit_mode = Some(CreditMode::SharedUsage);
@@ -354,8 +366,8 @@ mod tests {
     fn ledger_ids_are_derived() {
         let parent = postpaid_parent();
         assert_eq!(
-            LedgerRef::revenue(&parent).id(),
-            "la_revenue_acct_parent_USD"
+            LedgerRef::revenue(&parent, "acct_b").id(),
+            format!("la_revenue_acct_parent.{}_USD", fnv1a(b"acct_b") % REVENUE_SHARDS)
         );
         assert_eq!(month_of("2031-02-01T00:00:00Z".parse().unwrap()), "2031-02");
     }
