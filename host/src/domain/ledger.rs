@@ -95,7 +95,11 @@ impl LedgerRef {
     /// at once do not all wait on one row lock.
     pub fn revenue(parent: &Account, spender_id: &str) -> LedgerRef {
         let shard = fnv1a(spender_id.as_bytes()) % REVENUE_SHARDS;
-        LedgerRef::platform(LedgerKind::Revenue, &format!("{}.{shard}", parent.id), &parent.currency)
+        LedgerRef::platform(
+            LedgerKind::Revenue,
+            &format!("{}.{shard}", parent.id),
+            &parent.currency,
+        )
     }
 
     pub fn closed(currency: &str) -> LedgerRef {
@@ -108,7 +112,9 @@ pub const REVENUE_SHARDS: u64 = 8;
 
 /// FNV-1a: a stable hash, the same on every host and build.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// A monthly limit a posting must stay within: a postpaid parent's credit
@@ -367,7 +373,10 @@ mod tests {
         let parent = postpaid_parent();
         assert_eq!(
             LedgerRef::revenue(&parent, "acct_b").id(),
-            format!("la_revenue_acct_parent.{}_USD", fnv1a(b"acct_b") % REVENUE_SHARDS)
+            format!(
+                "la_revenue_acct_parent.{}_USD",
+                fnv1a(b"acct_b") % REVENUE_SHARDS
+            )
         );
         assert_eq!(month_of("2031-02-01T00:00:00Z".parse().unwrap()), "2031-02");
     }

@@ -226,6 +226,17 @@ pub fn cascade_plan(out: &Value) -> Result<CascadePlan, Fault> {
     })
 }
 
+/// Whether `out` is a well-formed output of `hook` (what the host would
+/// accept), for checking a policy before it runs.
+pub fn check(hook: super::Hook, out: &Value) -> Result<(), Fault> {
+    use super::Hook;
+    match hook {
+        Hook::Authorize | Hook::SubaccountValidate => decision(out).map(|_| ()),
+        Hook::Visibility => view(out).map(|_| ()),
+        Hook::Cascade => cascade_plan(out).map(|_| ()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,16 +298,5 @@ mod tests {
         assert_eq!(plan.campaigns, Campaigns::Queue);
         assert!(cascade_plan(&json!({"returns": [{"id": "a", "amount": "12"}]})).is_err());
         assert!(cascade_plan(&json!({"subaccounts": [{"id": "a", "status": "gone"}]})).is_err());
-    }
-}
-
-/// Whether `out` is a well-formed output of `hook` (what the host would
-/// accept), for checking a policy before it runs.
-pub fn check(hook: super::Hook, out: &Value) -> Result<(), Fault> {
-    use super::Hook;
-    match hook {
-        Hook::Authorize | Hook::SubaccountValidate => decision(out).map(|_| ()),
-        Hook::Visibility => view(out).map(|_| ()),
-        Hook::Cascade => cascade_plan(out).map(|_| ()),
     }
 }
