@@ -64,6 +64,19 @@ impl Canopy {
         ledger::month_of(self.clock.now())
     }
 
+    /// Posts a transfer with no further statements, under a fresh key.
+    async fn post(&self, c: &mut Conn, posting: &ledger::Posting, now_us: i64) -> Result<Posted> {
+        store::ledger::post(
+            c,
+            self.store.backend,
+            posting,
+            &transfer_key(posting.kind),
+            now_us,
+            vec![],
+        )
+        .await
+    }
+
     /// A prepaid parent's top-up, by the operator.
     pub async fn topup_by_operator(&self, parent_id: &str, req: AmountRequest) -> Result<Moved> {
         let parent = self.get_parent(parent_id).await?;
@@ -98,15 +111,7 @@ impl Canopy {
         let posting = ledger::topup_posting(parent, amount, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
-        let posted = store::ledger::post(
-            &mut tx,
-            self.store.backend,
-            &posting,
-            &transfer_key(posting.kind),
-            now_us,
-            vec![],
-        )
-        .await?;
+        let posted = self.post(&mut tx, &posting, now_us).await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(moved(&posted, &posting, posted.credit_after))
     }
@@ -175,16 +180,7 @@ impl Canopy {
         now_us: i64,
     ) -> Result<()> {
         let posting = ledger::budget_posting(parent, sub, amount, true, &self.month());
-        store::ledger::post(
-            c,
-            self.store.backend,
-            &posting,
-            &transfer_key(posting.kind),
-            now_us,
-            vec![],
-        )
-        .await
-        .map(|_| ())
+        self.post(c, &posting, now_us).await.map(|_| ())
     }
 
     /// Returns everything a sub-account's budget holds to its parent, in
@@ -202,15 +198,7 @@ impl Canopy {
         let held = store::ledger::lock_balance(c, &LedgerRef::budget(sub), now_us).await?;
         if held.decimal() > Decimal::ZERO {
             let posting = ledger::budget_posting(parent, sub, held, false, &self.month());
-            store::ledger::post(
-                c,
-                self.store.backend,
-                &posting,
-                &transfer_key(posting.kind),
-                now_us,
-                vec![],
-            )
-            .await?;
+            self.post(c, &posting, now_us).await?;
         }
         Ok(())
     }
@@ -244,16 +232,7 @@ impl Canopy {
             spend: vec![],
             reference: None,
         };
-        store::ledger::post(
-            c,
-            self.store.backend,
-            &posting,
-            &transfer_key(posting.kind),
-            now_us,
-            vec![],
-        )
-        .await
-        .map(|_| ())
+        self.post(c, &posting, now_us).await.map(|_| ())
     }
 
     /// The account's money: balance or credit for a parent, budget or usage
