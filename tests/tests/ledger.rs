@@ -233,6 +233,22 @@ both_backends! {
         app.op_patch(&format!("/v1/operator/accounts/{}", parent.id), json!({"currency": "EUR"})).await.expect_problem(409, "conflict");
     }
 
+    async fn a_parent_admin_tops_up_its_own_prepaid_account(app) {
+        let parent = prepaid(&app, "acme.example", "enterprise", "10").await;
+        let moved = app.post(&format!("/v1/accounts/{}/topups", parent.id), &parent.key, json!({"amount": "15.25"})).await.expect(201);
+        assert_eq!(moved["kind"], "topup");
+        assert_eq!(moved["balance_after"], "25.25");
+        app.post(&format!("/v1/accounts/{}/topups", parent.id), &parent.key, json!({"amount": "-1"})).await.expect_problem(422, "validation_failed");
+        let advanced = app.member(&parent.key, &parent.id, "adv@acme.example", "advanced").await;
+        app.post(&format!("/v1/accounts/{}/topups", parent.id), &advanced, json!({"amount": "1"})).await.expect_problem(403, "policy_denied");
+        let postpaid = postpaid(&app, "post.example", "100").await;
+        app.post(&format!("/v1/accounts/{}/topups", postpaid.id), &postpaid.key, json!({"amount": "1"})).await.expect_problem(409, "conflict");
+        let statement = app.get(&format!("/v1/accounts/{}/transactions", parent.id), &parent.key).await.expect(200);
+        let last = statement["data"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["kind"].as_str(), last["amount"].as_str(), last["balance_after"].as_str()), (Some("topup"), Some("15.25"), Some("25.25")));
+        app.assert_ledger_balanced().await;
+    }
+
     async fn deleting_a_parent_closes_its_money(app) {
         let parent = prepaid(&app, "acme.example", "enterprise", "100").await;
         app.try_sub(&parent, "Team", "team@acme.example", json!({

@@ -6,19 +6,25 @@ use std::path::Path;
 use canopy_e2e::{Backend, Options, spawn_app_with};
 use serde_json::json;
 
-/// The shipped defaults, with `authorize.rhai` replaced by `authorize`.
-fn policies_with(authorize: &str) -> tempfile::TempDir {
+/// The shipped defaults, with `file` replaced by `source`.
+fn policies_replacing(file: &str, source: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for file in [
+    for shipped_file in [
+        "authorize.rhai",
         "subaccount_validate.rhai",
         "visibility.rhai",
         "cascade.rhai",
     ] {
-        std::fs::copy(shipped.join(file), dir.path().join(file)).unwrap();
+        std::fs::copy(shipped.join(shipped_file), dir.path().join(shipped_file)).unwrap();
     }
-    std::fs::write(dir.path().join("authorize.rhai"), authorize).unwrap();
+    std::fs::write(dir.path().join(file), source).unwrap();
     dir
+}
+
+/// The shipped defaults, with `authorize.rhai` replaced by `authorize`.
+fn policies_with(authorize: &str) -> tempfile::TempDir {
+    policies_replacing("authorize.rhai", authorize)
 }
 
 /// Allows everything but `subaccount.list`, where it misbehaves as told.
@@ -137,4 +143,98 @@ async fn a_denying_policy_tightens_the_defaults() {
         .await
         .expect_problem(403, "policy_denied");
     assert_eq!(body["policy"]["reason"], "no new teams this quarter");
+}
+
+/// A cascade policy that returns every budget when the parent is suspended.
+async fn suspension_returns_budgets(backend: Backend) {
+    let dir = policies_replacing(
+        "cascade.rhai",
+        r#"
+        fn evaluate(hook, input) {
+            let changes = [];
+            let returns = [];
+            if input.event == "parent.suspended" {
+                for s in input.subaccounts {
+                    if s.status == "active" { changes.push(#{ id: s.id, status: "suspended" }); }
+                    if s.budget != () && s.budget != "0.00" { returns.push(#{ id: s.id, amount: "all" }); }
+                }
+            }
+            if input.event == "parent.unsuspended" {
+                for s in input.subaccounts {
+                    if s.suspended_by == "parent" { changes.push(#{ id: s.id, status: s.previous_status }); }
+                }
+            }
+            #{ subaccounts: changes, returns: returns, campaigns: "keep" }
+        }"#,
+    );
+    let app = spawn_app_with(
+        backend,
+        Options {
+            policies_dir: Some(dir.path().into()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let parent = app.parent("acme.example", "enterprise").await;
+    app.op_post(
+        &format!("/v1/operator/accounts/{}/topups", parent.id),
+        json!({"amount": "100"}),
+    )
+    .await
+    .expect(201);
+    let sub = app
+        .try_sub(
+            &parent,
+            "Team",
+            "team@acme.example",
+            json!({
+                "invite": false, "credit": {"mode": "assigned_budget", "initial_credit": "40"}
+            }),
+        )
+        .await
+        .expect(201);
+    let id = sub["id"].as_str().unwrap();
+    app.op_post(
+        &format!("/v1/operator/accounts/{}/suspend", parent.id),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let tree = app
+        .get(
+            &format!(
+                "/v1/operator/accounts/{}/subaccounts?status=suspended",
+                parent.id
+            ),
+            &app.operator_token.clone(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(tree["data"][0]["id"], id);
+    app.op_post(
+        &format!("/v1/operator/accounts/{}/unsuspend", parent.id),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.money(id, &parent.key, "budget").await,
+        "0.00",
+        "the plan returned the budget"
+    );
+    assert_eq!(
+        app.money(&parent.id, &parent.key, "balance").await,
+        "100.00"
+    );
+    app.assert_ledger_balanced().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_plan_may_return_budgets_sqlite() {
+    suspension_returns_budgets(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_plan_may_return_budgets_postgres() {
+    suspension_returns_budgets(Backend::Postgres).await;
 }

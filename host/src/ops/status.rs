@@ -11,7 +11,7 @@ use crate::domain::{Account, Status, SuspendedBy};
 use crate::error::PolicyRef;
 use crate::policy::View;
 use crate::policy::input::{self, PrincipalDoc};
-use crate::policy::output::CascadePlan;
+use crate::policy::output::{CascadePlan, ReturnAmount};
 use crate::store::accounts::StatusChange;
 use crate::store::{self, Tx};
 use crate::{Error, Result};
@@ -44,13 +44,21 @@ fn changed_meanwhile(id: &str) -> Error {
 
 /// Checks a policy's plan: every step names a sub-account given to it and is
 /// one the host accepts for the event; anything else fails closed.
+/// A cascade plan the host accepted: status changes, and the sub-accounts
+/// whose whole budget returns to the parent.
+#[derive(Debug, Default)]
+struct Checked {
+    steps: Vec<(Account, StatusChange)>,
+    returns: Vec<Account>,
+}
+
 fn checked_steps(
     event: Event,
     policy: &PolicyRef,
     plan: &CascadePlan,
     subs: &[Account],
     own: Option<&str>,
-) -> Result<Vec<(Account, StatusChange)>> {
+) -> Result<Checked> {
     let refuse = |why: String| {
         Error::PolicyFailed(PolicyRef {
             reason: format!(
@@ -112,14 +120,18 @@ fn checked_steps(
         debug_assert!(transition_allowed(change.from, change.to, true));
         steps.push((sub.clone(), change));
     }
-    for (id, _) in &plan.returns {
-        if !subs.iter().any(|s| &s.id == id) {
-            return Err(refuse(format!(
+    let mut returns = Vec::new();
+    for (id, amount) in &plan.returns {
+        let sub = subs.iter().find(|s| &s.id == id).ok_or_else(|| {
+            refuse(format!(
                 "a budget return names `{id}`, which is not concerned"
-            )));
+            ))
+        })?;
+        if *amount == ReturnAmount::All && !returns.iter().any(|r: &Account| &r.id == id) {
+            returns.push(sub.clone());
         }
     }
-    Ok(steps)
+    Ok(Checked { steps, returns })
 }
 
 impl Canopy {
@@ -129,12 +141,18 @@ impl Canopy {
         event: Event,
         (target, target_parent): (&Account, Option<&Account>),
         subs: &[Account],
-    ) -> Result<Vec<(Account, StatusChange)>> {
+    ) -> Result<Checked> {
+        let tree = target.tree_root_id();
+        let budgets = {
+            let mut c = self.store.reader().await?;
+            store::ledger::budgets_of_tree(&mut c, tree).await?
+        };
         let doc = input::cascade(
             &principal,
             event.name(),
             &input::account(target, target_parent),
             subs,
+            &budgets,
         );
         let (policy, plan) = self.policies.cascade(doc).await?;
         let own = (target.parent_id.is_some()).then_some(target.id.as_str());
@@ -172,7 +190,7 @@ impl Canopy {
                 sub.id, sub.status
             )));
         }
-        let own = self
+        let plan = self
             .cascade_steps(
                 actor.principal_doc(),
                 Event::SubaccountSuspended,
@@ -180,7 +198,7 @@ impl Canopy {
                 std::slice::from_ref(sub),
             )
             .await?;
-        debug_assert!(own.is_empty());
+        debug_assert!(plan.steps.is_empty());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
         let change = StatusChange {
@@ -190,6 +208,10 @@ impl Canopy {
             suspended_by: Some(SuspendedBy::Own),
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        for returned in &plan.returns {
+            self.return_all(&mut tx, actor.tree_parent(), returned, now_us)
+                .await?;
+        }
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
         let view = self.view(&actor, "account.read", "account").await?;
@@ -317,18 +339,22 @@ impl Canopy {
             let mut c = self.store.reader().await?;
             store::accounts::all_subaccounts(&mut c, &parent.id).await?
         };
-        let steps = self
+        let plan = self
             .cascade_steps(PrincipalDoc::operator(), event, (&parent, None), &subs)
             .await?;
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
         Self::apply(&mut tx, &parent.id, own, now_us).await?;
-        for (sub, change) in &steps {
+        for (sub, change) in &plan.steps {
             Self::apply(&mut tx, &sub.id, *change, now_us).await?;
+        }
+        // Budgets return only where the plan says so (default: none).
+        for returned in &plan.returns {
+            self.return_all(&mut tx, &parent, returned, now_us).await?;
         }
         let account = Self::reread(&mut tx, &parent.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        tracing::info!(account = %parent.id, event = event.name(), subaccounts = steps.len(), "parent status changed");
+        tracing::info!(account = %parent.id, event = event.name(), subaccounts = plan.steps.len(), returned = plan.returns.len(), "parent status changed");
         Ok(account)
     }
 
@@ -414,8 +440,8 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(steps[1].1.previous_status, Some(Status::Invited));
-        assert_eq!(steps[1].1.suspended_by, Some(SuspendedBy::Parent));
+        assert_eq!(steps.steps[1].1.previous_status, Some(Status::Invited));
+        assert_eq!(steps.steps[1].1.suspended_by, Some(SuspendedBy::Parent));
     }
 
     #[test]
@@ -459,6 +485,6 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(ok[0].1.to, Status::Invited);
+        assert_eq!(ok.steps[0].1.to, Status::Invited);
     }
 }

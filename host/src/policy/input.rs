@@ -147,6 +147,7 @@ pub fn cascade(
     event: &str,
     target: &Value,
     subaccounts: &[Account],
+    budgets: &std::collections::HashMap<String, crate::domain::Amount>,
 ) -> Value {
     let subs: Vec<Value> = subaccounts
         .iter()
@@ -157,7 +158,7 @@ pub fn cascade(
                 "previous_status": s.previous_status.map(|p| p.as_str()),
                 "suspended_by": s.suspended_by.map(|p| p.as_str()),
                 "credit_mode": s.credit_mode.map(|c| c.as_str()),
-                "budget": null,
+                "budget": budgets.get(&s.id).map(|b| b.to_api_string()),
             })
         })
         .collect();

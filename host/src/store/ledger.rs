@@ -311,6 +311,30 @@ pub async fn monthly(
     ))
 }
 
+/// The budgets of a parent's sub-accounts, by sub-account id.
+pub async fn budgets_of_tree(
+    c: &mut Conn,
+    parent_id: &str,
+) -> Result<std::collections::HashMap<String, Amount>> {
+    let rows = sqlx::query(
+        "SELECT a.id, l.balance_micros FROM accounts a
+         JOIN ledger_accounts l ON l.owner_id = a.id AND l.kind = 'budget'
+         WHERE a.parent_id = $1",
+    )
+    .bind(parent_id)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id").map_err(db_error)?,
+                Amount::from_micros(r.try_get("balance_micros").map_err(db_error)?),
+            ))
+        })
+        .collect()
+}
+
 /// Whether any ledger account owned by the tree of `parent_id` holds money.
 pub async fn tree_holds_money(c: &mut Conn, parent_id: &str) -> Result<bool> {
     let row = sqlx::query(
