@@ -256,6 +256,11 @@ mod tests {
                     "subaccount.suspended",
                     &sub_doc,
                     std::slice::from_ref(&sub),
+                    &[(
+                        sub.id.clone(),
+                        crate::domain::Amount::from_micros(40_000_000),
+                    )]
+                    .into(),
                 ),
             ),
         ];
@@ -289,11 +294,17 @@ mod tests {
         let subs: Vec<Account> = (0..crate::ops::subaccounts::SUBACCOUNTS_MAX)
             .map(|i| subaccount(&format!("acct_0190a1b2c3d4e5f60718293a4b{i:06}")))
             .collect();
+        // Every sub-account with a budget of the largest amount storage holds.
+        let budgets = subs
+            .iter()
+            .map(|s| (s.id.clone(), crate::domain::Amount::from_micros(i64::MAX)))
+            .collect();
         let doc = cascade(
             &PrincipalDoc::operator(),
             "parent.suspended",
             &account(&parent(), None),
             &subs,
+            &budgets,
         );
         let size = serde_json::to_vec(&doc).unwrap().len();
         assert!(size < crate::policy::INPUT_BYTES_MAX, "{size} bytes");
