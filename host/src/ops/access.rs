@@ -17,7 +17,7 @@ pub enum Principal {
     /// A user through an API key (bound to one account) or a session.
     User {
         user_id: String,
-        key_account_id: Option<String>,
+        key: Option<KeyGrant>,
     },
 }
 
@@ -26,17 +26,21 @@ impl Principal {
     pub fn identity(&self) -> String {
         match self {
             Principal::Operator => "operator".into(),
-            Principal::User {
-                user_id,
-                key_account_id,
-            } => {
-                format!(
-                    "{user_id}:{}",
-                    key_account_id.as_deref().unwrap_or("session")
-                )
-            }
+            Principal::User { user_id, key } => format!(
+                "{user_id}:{}",
+                key.as_ref()
+                    .map(|k| k.account_id.as_str())
+                    .unwrap_or("session")
+            ),
         }
     }
+}
+
+/// What an API key grants: its user's role in the account it was made for.
+#[derive(Debug, Clone)]
+pub struct KeyGrant {
+    pub account_id: String,
+    pub role: Role,
 }
 
 /// A user acting in one account, after reach was checked.
@@ -89,16 +93,18 @@ impl Canopy {
             Some(TokenOwner::ApiKey {
                 user_id,
                 account_id,
+                role: Some(role),
                 ..
             }) => Ok(Principal::User {
                 user_id,
-                key_account_id: Some(account_id),
+                key: Some(KeyGrant { account_id, role }),
             }),
-            Some(TokenOwner::Session { user_id }) => Ok(Principal::User {
-                user_id,
-                key_account_id: None,
-            }),
-            None => Err(Error::Unauthenticated(UNKNOWN_TOKEN.into())),
+            Some(TokenOwner::Session { user_id }) => Ok(Principal::User { user_id, key: None }),
+            // A key whose membership was removed (its keys are revoked
+            // then too), or no key at all.
+            Some(TokenOwner::ApiKey { role: None, .. }) | None => {
+                Err(Error::Unauthenticated(UNKNOWN_TOKEN.into()))
+            }
         }
     }
 
@@ -106,26 +112,19 @@ impl Canopy {
     /// usable (403), and the account is its own or, for a parent admin, one
     /// of its sub-accounts (404 otherwise: no existence leak).
     pub async fn enter(&self, principal: &Principal, account_id: &str) -> Result<Actor> {
-        let Principal::User {
-            user_id,
-            key_account_id,
-        } = principal
-        else {
+        let Principal::User { user_id, key } = principal else {
             return Err(Error::Forbidden(
                 "the operator token acts on /v1/operator routes; use an API key of the account here".into(),
             ));
         };
         let mut c = self.store.reader().await?;
         let not_found = || Error::not_found("account", account_id);
-        let (home, role) = match key_account_id {
-            Some(home_id) => {
-                let home = store::accounts::get(&mut c, home_id)
+        let (home, role) = match key {
+            Some(grant) => {
+                let home = store::accounts::get(&mut c, &grant.account_id)
                     .await?
                     .ok_or_else(not_found)?;
-                let role = store::credentials::membership_role(&mut c, user_id, home_id)
-                    .await?
-                    .ok_or_else(|| Error::Unauthenticated(UNKNOWN_TOKEN.into()))?;
-                (home, role)
+                (home, grant.role)
             }
             None => {
                 // A session: the user's membership in the account, or as a

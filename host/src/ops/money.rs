@@ -241,9 +241,6 @@ impl Canopy {
         let actor = self.enter(principal, account_id).await?;
         self.authorize(&actor, "balance.read", &[]).await?;
         let view = self.view(&actor, "balance.read", "balance").await?;
-        if view.hides("balance") && view.hides("usage") {
-            return Err(denied_money("balance", &view));
-        }
         let a = &actor.target;
         let month = self.month();
         let mut c = self.store.reader().await?;
@@ -285,6 +282,20 @@ impl Canopy {
                 b.used_this_month = shown("usage", usage);
                 b.monthly_usage_limit = a.monthly_usage_limit.and_then(|l| shown("usage", l));
             }
+        }
+        // A view whose every field is hidden is denied (API.md).
+        let shown_any = [
+            b.balance,
+            b.budget,
+            b.monthly_credit_limit,
+            b.spent_this_month,
+            b.available_credit,
+            b.used_this_month,
+        ]
+        .iter()
+        .any(Option::is_some);
+        if !shown_any {
+            return Err(denied_money("balance", &view));
         }
         Ok(b)
     }
@@ -349,7 +360,11 @@ fn denied_money(what: &str, view: &crate::policy::View) -> Error {
     let mut policy = view
         .hidden_by
         .clone()
-        .expect("a view that hides something names who hid it");
+        .unwrap_or_else(|| crate::error::PolicyRef {
+            id: "visibility".into(),
+            version: 0,
+            reason: String::new(),
+        });
     policy.reason = format!(
         "every field of the {what} is hidden from you by policy `{}`",
         policy.id

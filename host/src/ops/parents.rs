@@ -378,8 +378,6 @@ impl Canopy {
         drop(c);
         self.authorize_operator("parent.read", Some(&account))
             .await?;
-        self.view_operator("parent.read", "account", Some(&account))
-            .await?;
         Ok(account)
     }
 

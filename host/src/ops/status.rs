@@ -42,8 +42,6 @@ fn changed_meanwhile(id: &str) -> Error {
     ))
 }
 
-/// Checks a policy's plan: every step names a sub-account given to it and is
-/// one the host accepts for the event; anything else fails closed.
 /// A cascade plan the host accepted: status changes, and the sub-accounts
 /// whose whole budget returns to the parent.
 #[derive(Debug, Default)]
@@ -52,6 +50,8 @@ struct Checked {
     returns: Vec<Account>,
 }
 
+/// Checks a policy's plan: every step names a sub-account given to it and is
+/// one the host accepts for the event; anything else fails closed.
 fn checked_steps(
     event: Event,
     policy: &PolicyRef,
@@ -239,13 +239,14 @@ impl Canopy {
                 sub.id
             )));
         }
-        self.cascade_steps(
-            actor.principal_doc(),
-            Event::SubaccountUnsuspended,
-            (sub, actor.parent.as_ref()),
-            std::slice::from_ref(sub),
-        )
-        .await?;
+        let plan = self
+            .cascade_steps(
+                actor.principal_doc(),
+                Event::SubaccountUnsuspended,
+                (sub, actor.parent.as_ref()),
+                std::slice::from_ref(sub),
+            )
+            .await?;
         let to = sub.previous_status.unwrap_or(Status::Active);
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
@@ -261,6 +262,10 @@ impl Canopy {
             now_us,
         )
         .await?;
+        for returned in &plan.returns {
+            self.return_all(&mut tx, actor.tree_parent(), returned, now_us)
+                .await?;
+        }
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
         let view = self.view(&actor, "account.read", "account").await?;

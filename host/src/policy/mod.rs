@@ -99,6 +99,11 @@ pub trait Policy: Send + Sync {
 pub struct Policies {
     by_hook: Vec<(Hook, Vec<Arc<dyn Policy>>)>,
     slots: Semaphore,
+    /// Only the shipped defaults compiled into the binary (microseconds
+    /// each) run on the async worker itself; any policy from outside runs
+    /// on the blocking pool, so one that spins to its deadline never holds
+    /// a worker.
+    inline: bool,
 }
 
 /// The shipped defaults, compiled into the binary so that `canopy serve`
@@ -129,7 +134,10 @@ impl Policies {
         for (hook, source) in SHIPPED {
             by_hook.push((hook, vec![default_policy(hook, source)?]));
         }
-        Ok(Policies::new(by_hook))
+        Ok(Policies {
+            inline: true,
+            ..Policies::new(by_hook)
+        })
     }
 
     /// Default policies read from a directory holding one file per hook.
@@ -148,6 +156,7 @@ impl Policies {
         Policies {
             by_hook,
             slots: Semaphore::new(CONCURRENT_EVALUATIONS_MAX),
+            inline: false,
         }
     }
 
@@ -172,33 +181,13 @@ impl Policies {
                 hook.name()
             )));
         }
+        if self.inline {
+            return evaluate_all(hook, &policies, &input);
+        }
         let _slot = self.slots.acquire().await.map_err(Error::internal)?;
-        tokio::task::spawn_blocking(move || {
-            let mut outputs = Vec::with_capacity(policies.len());
-            for policy in policies {
-                let started = Instant::now();
-                let result = policy.evaluate(hook, &input, EVALUATION_DEADLINE);
-                let reference = |reason: String| PolicyRef {
-                    id: policy.id().to_string(),
-                    version: policy.version(),
-                    reason,
-                };
-                match result {
-                    Ok(out) => outputs.push((reference(String::new()), out)),
-                    Err(fault) => {
-                        tracing::warn!(policy = policy.id(), hook = hook.name(), elapsed_us = started.elapsed().as_micros() as u64, %fault, "policy failed closed");
-                        return Err(Error::PolicyFailed(reference(format!(
-                            "policy `{}` failed on hook `{}` and the operation was refused: {fault}",
-                            policy.id(),
-                            hook.name()
-                        ))));
-                    }
-                }
-            }
-            Ok(outputs)
-        })
-        .await
-        .map_err(Error::internal)?
+        tokio::task::spawn_blocking(move || evaluate_all(hook, &policies, &input))
+            .await
+            .map_err(Error::internal)?
     }
 
     /// `authorize`: allowed only if every policy allows.
@@ -263,6 +252,36 @@ impl Policies {
         }
         chosen.ok_or_else(|| Error::internal("no cascade policy is active"))
     }
+}
+
+/// Evaluates `policies` in order; the first that fails fails the hook.
+fn evaluate_all(
+    hook: Hook,
+    policies: &[Arc<dyn Policy>],
+    input: &Value,
+) -> Result<Vec<(PolicyRef, Value)>> {
+    let mut outputs = Vec::with_capacity(policies.len());
+    for policy in policies {
+        let started = Instant::now();
+        let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
+        let reference = |reason: String| PolicyRef {
+            id: policy.id().to_string(),
+            version: policy.version(),
+            reason,
+        };
+        match result {
+            Ok(out) => outputs.push((reference(String::new()), out)),
+            Err(fault) => {
+                tracing::warn!(policy = policy.id(), hook = hook.name(), elapsed_us = started.elapsed().as_micros() as u64, %fault, "policy failed closed");
+                return Err(Error::PolicyFailed(reference(format!(
+                    "policy `{}` failed on hook `{}` and the operation was refused: {fault}",
+                    policy.id(),
+                    hook.name()
+                ))));
+            }
+        }
+    }
+    Ok(outputs)
 }
 
 fn default_policy(hook: Hook, source: &str) -> Result<Arc<dyn Policy>, String> {

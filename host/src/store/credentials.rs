@@ -53,6 +53,8 @@ pub enum TokenOwner {
         key_id: String,
         user_id: String,
         account_id: String,
+        /// The user's role there; `None` once the membership is gone.
+        role: Option<Role>,
     },
     /// A session: acts as its user in any account the user belongs to.
     Session { user_id: String },
@@ -384,17 +386,21 @@ pub async fn token_owner(
     now_us: i64,
 ) -> Result<Option<TokenOwner>> {
     let key = sqlx::query(
-        "SELECT id, user_id, account_id FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL",
+        "SELECT k.id, k.user_id, k.account_id, m.role FROM api_keys k
+         LEFT JOIN memberships m ON m.user_id = k.user_id AND m.account_id = k.account_id
+         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
     )
     .bind(token_hash)
     .fetch_optional(&mut *c)
     .await
     .map_err(db_error)?;
     if let Some(row) = key {
+        let role: Option<String> = row.try_get("role").map_err(db_error)?;
         return Ok(Some(TokenOwner::ApiKey {
             key_id: row.try_get("id").map_err(db_error)?,
             user_id: row.try_get("user_id").map_err(db_error)?,
             account_id: row.try_get("account_id").map_err(db_error)?,
+            role: role.as_deref().and_then(Role::parse),
         }));
     }
     let session =
