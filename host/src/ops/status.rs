@@ -200,6 +200,8 @@ impl Canopy {
             .await?;
         debug_assert!(plan.steps.is_empty());
         let now_us = self.clock.now_us();
+        // Decided before the write, so a denied view changes nothing.
+        let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
         let change = StatusChange {
             from: Status::Active,
@@ -214,7 +216,6 @@ impl Canopy {
         }
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        let view = self.view(&actor, "account.read", "account").await?;
         Ok((account, view))
     }
 
@@ -249,6 +250,8 @@ impl Canopy {
             .await?;
         let to = sub.previous_status.unwrap_or(Status::Active);
         let now_us = self.clock.now_us();
+        // Decided before the write, so a denied view changes nothing.
+        let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
         Self::apply(
             &mut tx,
@@ -268,7 +271,6 @@ impl Canopy {
         }
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        let view = self.view(&actor, "account.read", "account").await?;
         Ok((account, view))
     }
 
@@ -284,6 +286,8 @@ impl Canopy {
         let sub = &actor.target;
         require_not_deleted(sub)?;
         let now_us = self.clock.now_us();
+        // Decided before the write, so a denied view changes nothing.
+        let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
         let change = StatusChange {
             from: sub.status,
@@ -297,7 +301,6 @@ impl Canopy {
         let account = Self::reread(&mut tx, &sub.id).await?;
         tx.commit().await.map_err(store::db_error)?;
         tracing::info!(account = %sub.id, "sub-account deleted");
-        let view = self.view(&actor, "account.read", "account").await?;
         Ok((account, view))
     }
 

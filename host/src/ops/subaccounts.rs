@@ -295,6 +295,8 @@ impl Canopy {
             low_balance_alert,
             now_us,
         };
+        // Decided before the write, so a denied view changes nothing.
+        let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
         if store::accounts::count_subaccounts(&mut tx, &parent.id).await? >= SUBACCOUNTS_MAX {
             return Err(Error::Conflict(format!(
@@ -320,7 +322,6 @@ impl Canopy {
         }
         tx.commit().await.map_err(store::db_error)?;
         tracing::info!(account = %account.id, parent = %parent.id, "sub-account created");
-        let view = self.view(&actor, "account.read", "account").await?;
         Ok(CreatedSubaccount {
             account,
             view,
@@ -463,13 +464,14 @@ impl Canopy {
                 ))
                 .await?;
         }
+        // Decided before the write, so a denied view changes nothing.
+        let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
         store::accounts::update(&mut tx, &target.id, &changes, self.clock.now_us()).await?;
         let account = store::accounts::get(&mut tx, &target.id)
             .await?
             .ok_or_else(|| Error::internal("account vanished"))?;
         tx.commit().await.map_err(store::db_error)?;
-        let view = self.view(&actor, "account.read", "account").await?;
         Ok((account, view))
     }
 
