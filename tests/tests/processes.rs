@@ -32,6 +32,33 @@ fn canopy(args: &[&str]) -> Command {
     cmd
 }
 
+/// GET `url` with a bearer token; the JSON body.
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// POST `body` to `url` with a bearer token; the JSON body.
+async fn post_json(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -295,15 +322,7 @@ async fn two_hosts_serve_one_postgres_database_side_by_side() {
         9,
         "{statuses:?}"
     );
-    let listed: Value = client
-        .get(format!("{}{path}?limit=100", b.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&client, &format!("{}{path}?limit=100", b.base), &key).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 11);
     assert!(a.sigterm().success());
     assert!(b.sigterm().success());
@@ -348,10 +367,10 @@ async fn killed_mid_load_leaves_the_ledger_balanced(backend: Backend) {
     let token = "cop_kill_test_operator_token";
     let server = Server::start(&url, Some(token));
     let client = reqwest::Client::new();
-    let created: Value = client.post(format!("{}/v1/operator/accounts", server.base)).bearer_auth(token).json(&json!({
+    let created: Value = post_json(&client, &format!("{}/v1/operator/accounts", server.base), token, &json!({
         "name": "Acme", "company_name": "Acme", "email": "billing@acme.example", "billing_type": "prepaid",
         "currency": "USD", "prices": {"sms": "0.0035"}, "admin": {"email": "admin@acme.example", "name": "Admin"}
-    })).send().await.unwrap().json().await.unwrap();
+    })).await;
     let parent = created["account"]["id"].as_str().unwrap().to_string();
     let key = created["api_key"]["secret"].as_str().unwrap().to_string();
     let op = |path: String, body: Value| {
@@ -378,19 +397,16 @@ async fn killed_mid_load_leaves_the_ledger_balanced(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let sub: Value = client
-        .post(format!("{}/v1/accounts/{parent}/subaccounts", server.base))
-        .bearer_auth(&key)
-        .json(&json!({
+    let sub: Value = post_json(
+        &client,
+        &format!("{}/v1/accounts/{parent}/subaccounts", server.base),
+        &key,
+        &json!({
             "name": "Team", "email": "team@acme.example", "invite": false,
             "credit": {"mode": "assigned_budget", "initial_credit": "500"}
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let sub = sub["id"].as_str().unwrap().to_string();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -408,35 +424,26 @@ async fn killed_mid_load_leaves_the_ledger_balanced(backend: Backend) {
     assert!(acknowledged > 0, "the load ran before the kill");
 
     let restarted = Server::start(&url, Some(token));
-    let check: Value = client
-        .get(format!("{}/v1/operator/ledger/check", restarted.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check: Value = get_json(
+        &client,
+        &format!("{}/v1/operator/ledger/check", restarted.base),
+        token,
+    )
+    .await;
     assert_eq!(check["balanced"], true, "{check}");
     // Every acknowledged message is stored and charged, and nothing else is.
-    let budget: Value = client
-        .get(format!("{}/v1/accounts/{sub}/balance", restarted.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let balance: Value = client
-        .get(format!("{}/v1/accounts/{parent}/balance", restarted.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let budget: Value = get_json(
+        &client,
+        &format!("{}/v1/accounts/{sub}/balance", restarted.base),
+        &key,
+    )
+    .await;
+    let balance: Value = get_json(
+        &client,
+        &format!("{}/v1/accounts/{parent}/balance", restarted.base),
+        &key,
+    )
+    .await;
     let spent = 1000.0
         - budget["budget"].as_str().unwrap().parse::<f64>().unwrap()
         - balance["balance"].as_str().unwrap().parse::<f64>().unwrap();
