@@ -135,6 +135,19 @@ both_backends! {
         app.assert_ledger_balanced().await;
     }
 
+    async fn parallel_shared_usage_never_passes_the_monthly_credit_limit(app) {
+        let parent = postpaid(&app, "acme.example", "10").await;
+        let sub = app.try_sub(&parent, "Shared", "shared@acme.example", json!({
+            "invite": false, "credit": {"mode": "shared_usage"}
+        })).await.expect(201);
+        let id = sub["id"].as_str().unwrap().to_string();
+        let statuses = parallel_sends(&[&app], &id, &parent.key, 30).await;
+        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 402).count(), 20, "{statuses:?}");
+        assert_eq!(app.money(&parent.id, &parent.key, "available_credit").await, "0.00");
+        app.assert_ledger_balanced().await;
+    }
+
     async fn the_same_idempotency_key_charges_once(app) {
         let parent = prepaid(&app, "acme.example", "enterprise", "100").await;
         let path = format!("/v1/accounts/{}/messages", parent.id);
