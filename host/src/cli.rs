@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::ops::Settings;
-use crate::policy::{Hook, Policy, rhai_script::RhaiPolicy};
+use crate::policy::{DefaultsRuntime, Hook, Policy, rhai_script::RhaiPolicy, wasm::WasmPolicy};
 use crate::server::{Config, Host, shutdown_signal};
 
 #[derive(Debug, Parser)]
@@ -60,6 +60,19 @@ struct Serve {
     /// Sender address of notifications.
     #[arg(long, env = "CANOPY_SMTP_FROM", default_value = "canopy@localhost")]
     smtp_from: String,
+    /// Runtime of the shipped default policies: rhai or wasm.
+    #[arg(long, env = "CANOPY_DEFAULT_POLICIES_RUNTIME", default_value = "rhai", value_parser = ["rhai", "wasm"])]
+    default_policies_runtime: String,
+    /// Local directory for compiled Wasm components (default: the system's
+    /// temporary directory); never shared between hosts.
+    #[arg(long, env = "CANOPY_WASM_CACHE")]
+    wasm_cache: Option<PathBuf>,
+    /// Days decisions are kept in the decision log.
+    #[arg(long, env = "CANOPY_DECISION_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    decision_retention_days: u64,
+    /// Most decisions kept; the oldest go first.
+    #[arg(long, env = "CANOPY_DECISIONS_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1000..))]
+    decisions_max: i64,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -69,7 +82,7 @@ struct Serve {
 enum PolicyCommand {
     /// Compile a policy and print its decision on a sample input.
     Check {
-        /// A Rhai script.
+        /// A Rhai script, or a Wasm component (`.wasm`).
         file: PathBuf,
         /// authorize, subaccount.validate, visibility or cascade.
         #[arg(long)]
@@ -145,8 +158,21 @@ fn run_serve(serve: Serve) -> ExitCode {
             }),
             settings: Settings {
                 invitation_ttl: Duration::from_secs(serve.invitation_ttl_hours * 3600),
+                decision_retention: Duration::from_secs(serve.decision_retention_days * 24 * 3600),
+                decisions_max: serve.decisions_max,
                 ..Settings::default()
             },
+            defaults_runtime: if serve.default_policies_runtime == "wasm" {
+                DefaultsRuntime::Wasm
+            } else {
+                DefaultsRuntime::Rhai
+            },
+            wasm_cache: Some(
+                serve
+                    .wasm_cache
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("canopy-wasm-cache")),
+            ),
         };
         let host = match Host::open(config).await {
             Ok(h) => h,
@@ -173,14 +199,25 @@ fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Pa
             "unknown hook `{hook}`; use authorize, subaccount.validate, visibility or cascade"
         ));
     };
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
         Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
     };
-    let policy = match RhaiPolicy::compile(&file.display().to_string(), 1, &source) {
-        Ok(p) => p,
-        Err(e) => return fail(format!("{} does not compile: {e}", file.display())),
+    let name = file.display().to_string();
+    let started = Instant::now();
+    let loaded: Result<Box<dyn Policy>, String> = if bytes.starts_with(b"\0asm") {
+        WasmPolicy::load(&name, 1, &bytes).map(|p| Box::new(p) as Box<dyn Policy>)
+    } else {
+        match String::from_utf8(bytes) {
+            Ok(source) => RhaiPolicy::compile(&name, 1, &source).map(|p| Box::new(p) as Box<dyn Policy>),
+            Err(_) => Err("neither a Wasm component nor a UTF-8 Rhai script".into()),
+        }
     };
+    let policy = match loaded {
+        Ok(p) => p,
+        Err(e) => return fail(format!("{name} does not compile: {e}")),
+    };
+    println!("compiled in {} us", started.elapsed().as_micros());
     let inputs: Vec<serde_json::Value> = match input {
         Some(path) => match std::fs::read(path)
             .map_err(|e| e.to_string())

@@ -79,6 +79,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Deliver notifications to this SMTP server.
     pub smtp_url: Option<String>,
+    /// The runtime of the shipped defaults.
+    pub defaults_runtime: canopy::policy::DefaultsRuntime,
 }
 
 pub struct TestApp {
@@ -127,6 +129,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
                 url,
                 from: "canopy@test.example".into(),
             }),
+        defaults_runtime: options.defaults_runtime,
+        wasm_cache: Some(std::env::temp_dir().join("canopy-test-wasm-cache")),
     })
     .await
     .expect("test server starts");

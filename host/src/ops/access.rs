@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::Canopy;
 use crate::domain::{Account, AccountKind, Relation, Role, Status};
-use crate::policy::View;
+use crate::policy::{Scope, View};
 use crate::policy::input::{self, PrincipalDoc};
 use crate::secrets::{hashes_equal, sha256_hex};
 use crate::store::{self, credentials::TokenOwner};
@@ -184,16 +184,21 @@ impl Canopy {
     /// `authorize` for an actor's action; `fields` names what a change sets.
     pub async fn authorize(&self, actor: &Actor, action: &str, fields: &[&str]) -> Result<()> {
         let doc = input::authorize(&actor.principal_doc(), action, &actor.target_doc(), fields);
-        self.policies.authorize(doc).await
+        self.policies
+            .authorize(&actor_scope(actor, action), doc)
+            .await
     }
 
     /// `authorize` for an operator action (shipped and platform policies).
     pub async fn authorize_operator(&self, action: &str, target: Option<&Account>) -> Result<()> {
+        let scope = operator_scope(target, action);
         let target = target
             .map(|t| input::account(t, None))
             .unwrap_or(Value::Null);
         self.policies
-            .authorize(input::authorize(
+            .authorize(
+                &scope,
+                input::authorize(
                 &PrincipalDoc::operator(),
                 action,
                 &target,
@@ -210,7 +215,9 @@ impl Canopy {
             resource,
             &actor.target_doc(),
         );
-        self.policies.visibility(doc).await
+        self.policies
+            .visibility(&actor_scope(actor, action), doc)
+            .await
     }
 
     pub async fn view_operator(
@@ -219,11 +226,14 @@ impl Canopy {
         resource: &str,
         target: Option<&Account>,
     ) -> Result<View> {
+        let scope = operator_scope(target, action);
         let target = target
             .map(|t| input::account(t, None))
             .unwrap_or(Value::Null);
         self.policies
-            .visibility(input::visibility(
+            .visibility(
+                &scope,
+                input::visibility(
                 &PrincipalDoc::operator(),
                 action,
                 resource,
@@ -241,6 +251,31 @@ impl Canopy {
                 "sub-accounts are not enabled for this account; ask the platform operator to enable them".into(),
             ))
         }
+    }
+}
+
+/// Actions on policies and the decision log: customer policies never run
+/// on them, nor platform policies on the operator's own (MISSION.md).
+fn manages_policies(action: &str) -> bool {
+    action.starts_with("policy.") || action == "decision.list"
+}
+
+/// The policy scope of an actor's action: its tree.
+pub fn actor_scope(actor: &Actor, action: &str) -> Scope {
+    let scope = Scope::tree(&actor.tree_parent().id, &actor.target.id);
+    if manages_policies(action) {
+        scope.managing()
+    } else {
+        scope
+    }
+}
+
+fn operator_scope(target: Option<&Account>, action: &str) -> Scope {
+    let scope = Scope::operator(target.map(|t| t.id.as_str()));
+    if manages_policies(action) {
+        scope.managing()
+    } else {
+        scope
     }
 }
 

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod money;
 pub mod outbox;
 pub mod parents;
+pub mod policies;
 pub mod status;
 pub mod subaccounts;
 
@@ -33,6 +34,12 @@ pub struct Settings {
     pub invitation_ttl: Duration,
     /// How long a session token from `POST /v1/sessions` stays valid.
     pub session_ttl: Duration,
+    /// How long decisions are kept, and at most how many.
+    pub decision_retention: Duration,
+    pub decisions_max: i64,
+    /// How often a host checks whether another host changed the active
+    /// policies.
+    pub policy_poll: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +47,9 @@ impl Default for Settings {
         Settings {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             session_ttl: Duration::from_secs(24 * 3600),
+            decision_retention: Duration::from_secs(30 * 24 * 3600),
+            decisions_max: 1_000_000,
+            policy_poll: Duration::from_millis(500),
         }
     }
 }

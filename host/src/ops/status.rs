@@ -7,9 +7,9 @@
 use super::access::require_not_deleted;
 use super::{Canopy, Principal};
 use crate::domain::account::transition_allowed;
-use crate::domain::{Account, Status, SuspendedBy};
+use crate::domain::{Account, Relation, Status, SuspendedBy};
 use crate::error::PolicyRef;
-use crate::policy::View;
+use crate::policy::{Scope, View};
 use crate::policy::input::{self, PrincipalDoc};
 use crate::policy::output::{CascadePlan, ReturnAmount};
 use crate::store::accounts::StatusChange;
@@ -154,7 +154,14 @@ impl Canopy {
             subs,
             &budgets,
         );
-        let (policy, plan) = self.policies.cascade(doc).await?;
+        // Customer cascade policies decide only what the tree's own users
+        // do; an operator's suspension follows the defaults and platform.
+        let scope = if principal.relation == Relation::Operator {
+            Scope::operator(Some(&target.id))
+        } else {
+            Scope::tree(tree, &target.id)
+        };
+        let (policy, plan) = self.policies.cascade(&scope, doc).await?;
         let own = (target.parent_id.is_some()).then_some(target.id.as_str());
         checked_steps(event, &policy, &plan, subs, own)
     }

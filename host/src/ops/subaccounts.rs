@@ -11,7 +11,7 @@ use crate::domain::{
     Account, AccountKind, BillingType, CreditMode, EmailAddress, LowBalanceAlert, NameKey,
     Relation, Role, Status,
 };
-use crate::policy::View;
+use crate::policy::{Scope, View};
 use crate::policy::input::{self, SubmittedFields};
 use crate::secrets::new_id;
 use crate::store;
@@ -257,7 +257,9 @@ impl Canopy {
         };
         let parent_doc = input::account(parent, None);
         self.policies
-            .validate(input::validate(
+            .validate(
+                &Scope::tree(&parent.id, &parent.id),
+                input::validate(
                 &actor.principal_doc(),
                 "subaccount.create",
                 &parent_doc,
@@ -455,7 +457,9 @@ impl Canopy {
             let target_doc = actor.target_doc();
             let parent_doc = input::account(actor.tree_parent(), None);
             self.policies
-                .validate(input::validate(
+                .validate(
+                    &crate::ops::access::actor_scope(&actor, "subaccount.update"),
+                    input::validate(
                     &actor.principal_doc(),
                     "subaccount.update",
                     &target_doc,

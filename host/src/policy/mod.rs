@@ -12,13 +12,16 @@
 //! This module knows nothing of SQL or HTTP: a policy never sees a database
 //! handle, only the documents the host builds for it.
 
+pub mod decision;
 pub mod input;
 pub mod output;
 pub mod rhai_script;
 pub mod samples;
+pub mod wasm;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,6 +29,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::{FieldError, PolicyRef};
 use crate::{Error, Result};
+pub use decision::DecisionLog;
 pub use output::{CascadePlan, View};
 
 /// Wall-clock deadline of one policy evaluation.
@@ -94,16 +98,116 @@ pub trait Policy: Send + Sync {
     fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault>;
 }
 
-/// The active policies of each hook, in evaluation order: shipped defaults,
-/// then platform policies, then the customer's own.
+
+/// How an active uploaded policy runs: enforced, or evaluated and logged
+/// only (shadow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Enforce,
+    Shadow,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "shadow" => Some(Mode::Shadow),
+            _ => None,
+        }
+    }
+}
+
+/// Where an evaluation happens, which decides the layers that run: the
+/// shipped defaults always; platform policies except when the operator
+/// manages policies; a tree's own policies only inside that tree, never on
+/// operator actions and never when policies are managed (MISSION.md).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The tree's parent account; `None` for operator actions.
+    pub tree: Option<String>,
+    /// The account acted in, for the decision log.
+    pub account: Option<String>,
+    pub managing_policies: bool,
+}
+
+impl Scope {
+    pub fn operator(account: Option<&str>) -> Scope {
+        Scope {
+            tree: None,
+            account: account.map(str::to_string),
+            managing_policies: false,
+        }
+    }
+
+    pub fn tree(tree: &str, account: &str) -> Scope {
+        Scope {
+            tree: Some(tree.to_string()),
+            account: Some(account.to_string()),
+            managing_policies: false,
+        }
+    }
+
+    pub fn managing(mut self) -> Scope {
+        self.managing_policies = true;
+        self
+    }
+}
+
+/// An uploaded policy version that is active on one hook.
+#[derive(Clone)]
+pub struct Active {
+    pub hook: Hook,
+    pub mode: Mode,
+    pub policy: Arc<dyn Policy>,
+}
+
+/// The uploaded policies in force: the platform's and each tree's.
+#[derive(Clone, Default)]
+pub struct Layers {
+    /// The `policy_generation` these were loaded at.
+    pub generation: i64,
+    pub platform: Vec<Active>,
+    pub trees: HashMap<String, Vec<Active>>,
+}
+
+impl Layers {
+    /// An already loaded policy of this id and version, to reuse (compiled
+    /// code and warm instances) across reloads.
+    pub fn find(&self, id: &str, version: i64) -> Option<Arc<dyn Policy>> {
+        self.platform
+            .iter()
+            .chain(self.trees.values().flatten())
+            .find(|a| a.policy.id() == id && a.policy.version() == version)
+            .map(|a| a.policy.clone())
+    }
+}
+
+/// Every policy that runs for one hook evaluation, in order.
+struct Selection {
+    policies: Vec<(Mode, Arc<dyn Policy>)>,
+    /// Only compiled-in shipped defaults: cheap enough to run inline.
+    defaults_only: bool,
+}
+
+/// The policies of each hook, in evaluation order: shipped defaults, then
+/// platform policies, then the customer's own; and the decision log.
 pub struct Policies {
-    by_hook: Vec<(Hook, Vec<Arc<dyn Policy>>)>,
+    defaults: Vec<(Hook, Arc<dyn Policy>)>,
+    layers: RwLock<Arc<Layers>>,
     slots: Semaphore,
     /// Only the shipped defaults compiled into the binary (microseconds
     /// each) run on the async worker itself; any policy from outside runs
     /// on the blocking pool, so one that spins to its deadline never holds
     /// a worker.
     inline: bool,
+    log: OnceLock<DecisionLog>,
 }
 
 /// The shipped defaults, compiled into the binary so that `canopy serve`
@@ -127,51 +231,136 @@ const SHIPPED: [(Hook, &str); 4] = [
     ),
 ];
 
+/// The shipped defaults as Wasm components, built from `plugins/defaults`.
+pub const SHIPPED_WASM: [(Hook, &[u8]); 4] = [
+    (
+        Hook::Authorize,
+        include_bytes!("../../../policies/authorize.wasm"),
+    ),
+    (
+        Hook::SubaccountValidate,
+        include_bytes!("../../../policies/subaccount_validate.wasm"),
+    ),
+    (
+        Hook::Visibility,
+        include_bytes!("../../../policies/visibility.wasm"),
+    ),
+    (
+        Hook::Cascade,
+        include_bytes!("../../../policies/cascade.wasm"),
+    ),
+];
+
+/// Which runtime the defaults run in (MISSION.md: one set is active, Rhai
+/// unless configured otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultsRuntime {
+    #[default]
+    Rhai,
+    Wasm,
+}
+
 impl Policies {
     /// The shipped default policies.
-    pub fn shipped() -> Result<Policies, String> {
-        let mut by_hook = Vec::new();
-        for (hook, source) in SHIPPED {
-            by_hook.push((hook, vec![default_policy(hook, source)?]));
+    pub fn shipped(runtime: DefaultsRuntime) -> Result<Policies, String> {
+        let mut defaults = Vec::new();
+        for hook in Hook::ALL {
+            defaults.push((hook, shipped_default(hook, runtime)?));
         }
         Ok(Policies {
-            inline: true,
-            ..Policies::new(by_hook)
+            inline: runtime == DefaultsRuntime::Rhai,
+            ..Policies::new(defaults)
         })
     }
 
-    /// Default policies read from a directory holding one file per hook.
-    pub fn from_dir(dir: &Path) -> Result<Policies, String> {
-        let mut by_hook = Vec::new();
+    /// Default policies read from a directory holding one file per hook
+    /// (`authorize.rhai`, or `authorize.wasm` with the Wasm runtime).
+    pub fn from_dir(dir: &Path, runtime: DefaultsRuntime) -> Result<Policies, String> {
+        let mut defaults = Vec::new();
         for hook in Hook::ALL {
-            let path = dir.join(hook.default_file());
-            let source = std::fs::read_to_string(&path)
+            let mut path = dir.join(hook.default_file());
+            if runtime == DefaultsRuntime::Wasm {
+                path.set_extension("wasm");
+            }
+            let bytes = std::fs::read(&path)
                 .map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
-            by_hook.push((hook, vec![default_policy(hook, &source)?]));
+            let id = format!("default.{}", hook.name());
+            let policy: Arc<dyn Policy> = match runtime {
+                DefaultsRuntime::Rhai => Arc::new(
+                    rhai_script::RhaiPolicy::compile(&id, 1, &String::from_utf8_lossy(&bytes))
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                ),
+                DefaultsRuntime::Wasm => Arc::new(
+                    wasm::WasmPolicy::load(&id, 1, &bytes)
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                ),
+            };
+            defaults.push((hook, policy));
         }
-        Ok(Policies::new(by_hook))
+        Ok(Policies::new(defaults))
     }
 
-    pub fn new(by_hook: Vec<(Hook, Vec<Arc<dyn Policy>>)>) -> Policies {
+    pub fn new(defaults: Vec<(Hook, Arc<dyn Policy>)>) -> Policies {
         Policies {
-            by_hook,
+            defaults,
+            layers: RwLock::new(Arc::new(Layers::default())),
             slots: Semaphore::new(CONCURRENT_EVALUATIONS_MAX),
             inline: false,
+            log: OnceLock::new(),
         }
     }
 
-    fn active(&self, hook: Hook) -> Vec<Arc<dyn Policy>> {
-        self.by_hook
-            .iter()
-            .filter(|(h, _)| *h == hook)
-            .flat_map(|(_, p)| p.iter().cloned())
-            .collect()
+    /// Sends every decision from now on to `log`.
+    pub fn log_decisions(&self, log: DecisionLog) {
+        let _ = self.log.set(log);
     }
 
-    /// Runs every active policy of `hook` on `input`, off the async
-    /// workers, and returns each policy's output with its reference.
-    async fn run(&self, hook: Hook, input: Value) -> Result<Vec<(PolicyRef, Value)>> {
-        let policies = self.active(hook);
+    /// The uploaded policies in force.
+    pub fn layers(&self) -> Arc<Layers> {
+        self.layers
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Puts `layers` in force for every evaluation that starts after this.
+    pub fn install(&self, layers: Layers) {
+        let layers = Arc::new(layers);
+        match self.layers.write() {
+            Ok(mut l) => *l = layers,
+            Err(p) => *p.into_inner() = layers,
+        }
+    }
+
+    fn select(&self, hook: Hook, scope: &Scope) -> Selection {
+        let mut policies: Vec<(Mode, Arc<dyn Policy>)> = self
+            .defaults
+            .iter()
+            .filter(|(h, _)| *h == hook)
+            .map(|(_, p)| (Mode::Enforce, p.clone()))
+            .collect();
+        let layers = self.layers();
+        let platform = (!scope.managing_policies).then_some(&layers.platform);
+        let tree = match (&scope.tree, scope.managing_policies) {
+            (Some(tree), false) => layers.trees.get(tree),
+            _ => None,
+        };
+        let before = policies.len();
+        for active in platform.into_iter().chain(tree).flatten() {
+            if active.hook == hook {
+                policies.push((active.mode, active.policy.clone()));
+            }
+        }
+        Selection {
+            defaults_only: self.inline && policies.len() == before,
+            policies,
+        }
+    }
+
+    /// Runs every selected policy of `hook` on `input`, off the async
+    /// workers unless only the compiled-in defaults run.
+    async fn run(&self, hook: Hook, scope: &Scope, input: Value) -> Result<Vec<Evaluated>> {
+        let selection = self.select(hook, scope);
         let size = serde_json::to_vec(&input)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -181,114 +370,316 @@ impl Policies {
                 hook.name()
             )));
         }
-        if self.inline {
-            return evaluate_all(hook, &policies, &input);
+        if selection.defaults_only {
+            return Ok(evaluate_all(hook, &selection.policies, &input));
         }
         let _slot = self.slots.acquire().await.map_err(Error::internal)?;
-        tokio::task::spawn_blocking(move || evaluate_all(hook, &policies, &input))
+        tokio::task::spawn_blocking(move || evaluate_all(hook, &selection.policies, &input))
             .await
-            .map_err(Error::internal)?
+            .map_err(Error::internal)
+    }
+
+    /// Evaluates `hook`, combines the enforced outcomes with `combine`,
+    /// judges the shadow policies against the result, and logs the decision.
+    async fn decide<T: Clone>(
+        &self,
+        hook: Hook,
+        scope: &Scope,
+        input: Value,
+        combine: &Combiner<T>,
+    ) -> Result<T> {
+        let action = decision::action_of(&input);
+        let account = scope
+            .account
+            .clone()
+            .or_else(|| decision::target_of(&input));
+        let evaluated = self.run(hook, scope, input).await?;
+        let judged: Vec<Judged<T>> = evaluated
+            .into_iter()
+            .map(|e| Judged::of(e, combine.read))
+            .collect();
+        let result = (combine.fold)(
+            judged
+                .iter()
+                .filter(|j| j.mode == Mode::Enforce)
+                .collect::<Vec<_>>(),
+        );
+        let shadow_disagrees = judged
+            .iter()
+            .filter(|j| j.mode == Mode::Shadow)
+            .any(|j| match (&j.outcome, &result) {
+                (Ok(shadow), Ok(enforced)) => (combine.differs)(shadow, enforced),
+                (shadow, enforced) => {
+                    let shadow = decision::outcome_of(shadow).0;
+                    shadow == "error" || shadow != decision::outcome_of(enforced).0
+                }
+            });
+        if let Some(log) = self.log.get() {
+            log.record(decision::Record::new(
+                hook,
+                scope.tree.clone(),
+                account,
+                action,
+                &result,
+                shadow_disagrees,
+                judged.iter().map(Judged::entry).collect(),
+            ));
+        }
+        result
     }
 
     /// `authorize`: allowed only if every policy allows.
-    pub async fn authorize(&self, input: Value) -> Result<()> {
-        for (mut policy, out) in self.run(Hook::Authorize, input).await? {
-            if let output::Decision::Deny { reason, .. } =
-                output::decision(&out).map_err(|f| malformed(&policy, f))?
-            {
-                policy.reason = reason;
-                return Err(Error::PolicyDenied(policy));
-            }
-        }
-        Ok(())
+    pub async fn authorize(&self, scope: &Scope, input: Value) -> Result<()> {
+        self.decide(Hook::Authorize, scope, input, &Combiner::decisions(false))
+            .await
+            .map(|_| ())
     }
 
     /// `subaccount.validate`: the first refusal becomes a 422 on its field.
-    pub async fn validate(&self, input: Value) -> Result<()> {
-        for (mut policy, out) in self.run(Hook::SubaccountValidate, input).await? {
-            if let output::Decision::Deny { reason, field } =
-                output::decision(&out).map_err(|f| malformed(&policy, f))?
-            {
-                let field = field.unwrap_or_else(|| "body".into());
-                policy.reason = reason.clone();
-                return Err(Error::Validation {
-                    detail: format!("policy `{}` refused `{field}`: {reason}", policy.id),
-                    errors: vec![FieldError::new(field, reason)],
-                    policy: Some(policy),
-                });
-            }
-        }
-        Ok(())
+    pub async fn validate(&self, scope: &Scope, input: Value) -> Result<()> {
+        self.decide(
+            Hook::SubaccountValidate,
+            scope,
+            input,
+            &Combiner::decisions(true),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `visibility`: hidden groups are unioned, `own` rows win over `all`,
     /// any deny denies.
-    pub async fn visibility(&self, input: Value) -> Result<View> {
-        let mut view = View::default();
-        for (mut policy, out) in self.run(Hook::Visibility, input).await? {
-            match output::view(&out).map_err(|f| malformed(&policy, f))? {
-                Ok(mut v) => {
-                    if !v.hidden.is_empty() {
-                        policy.reason = format!("hides {:?}", v.hidden);
-                        v.hidden_by = Some(policy);
-                    }
-                    view = view.union(v);
-                }
-                Err(reason) => {
-                    policy.reason = reason;
-                    return Err(Error::PolicyDenied(policy));
-                }
-            }
-        }
-        Ok(view)
+    pub async fn visibility(&self, scope: &Scope, input: Value) -> Result<View> {
+        self.decide(Hook::Visibility, scope, input, &Combiner::views())
+            .await
     }
 
     /// `cascade`: the most specific policy's plan (the last evaluated).
-    pub async fn cascade(&self, input: Value) -> Result<(PolicyRef, CascadePlan)> {
-        let mut chosen = None;
-        for (policy, out) in self.run(Hook::Cascade, input).await? {
-            let plan = output::cascade_plan(&out).map_err(|f| malformed(&policy, f))?;
-            chosen = Some((policy, plan));
-        }
-        chosen.ok_or_else(|| Error::internal("no cascade policy is active"))
+    pub async fn cascade(&self, scope: &Scope, input: Value) -> Result<(PolicyRef, CascadePlan)> {
+        self.decide(Hook::Cascade, scope, input, &Combiner::plans())
+            .await
     }
 }
 
-/// Evaluates `policies` in order; the first that fails fails the hook.
-fn evaluate_all(
-    hook: Hook,
-    policies: &[Arc<dyn Policy>],
-    input: &Value,
-) -> Result<Vec<(PolicyRef, Value)>> {
-    let mut outputs = Vec::with_capacity(policies.len());
-    for policy in policies {
-        let started = Instant::now();
-        let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
-        let reference = |reason: String| PolicyRef {
-            id: policy.id().to_string(),
-            version: policy.version(),
-            reason,
+/// One policy's evaluation.
+struct Evaluated {
+    reference: PolicyRef,
+    mode: Mode,
+    duration_us: u64,
+    result: Result<Value, Fault>,
+}
+
+/// One policy's evaluation read as its hook's outcome.
+struct Judged<T> {
+    reference: PolicyRef,
+    mode: Mode,
+    duration_us: u64,
+    outcome: Result<T>,
+}
+
+impl<T> Judged<T> {
+    fn of(e: Evaluated, read: fn(&PolicyRef, Value) -> Result<T>) -> Judged<T> {
+        let outcome = match e.result {
+            Ok(out) => read(&e.reference, out),
+            Err(fault) => Err(Error::PolicyFailed(PolicyRef {
+                reason: format!(
+                    "policy `{}` failed and the operation was refused: {fault}",
+                    e.reference.id
+                ),
+                ..e.reference.clone()
+            })),
         };
-        match result {
-            Ok(out) => outputs.push((reference(String::new()), out)),
-            Err(fault) => {
-                tracing::warn!(policy = policy.id(), hook = hook.name(), elapsed_us = started.elapsed().as_micros() as u64, %fault, "policy failed closed");
-                return Err(Error::PolicyFailed(reference(format!(
-                    "policy `{}` failed on hook `{}` and the operation was refused: {fault}",
-                    policy.id(),
-                    hook.name()
-                ))));
-            }
+        Judged {
+            reference: e.reference,
+            mode: e.mode,
+            duration_us: e.duration_us,
+            outcome,
         }
     }
-    Ok(outputs)
+
+    fn entry(&self) -> decision::Entry {
+        let (outcome, reason) = decision::outcome_of(&self.outcome);
+        decision::Entry {
+            id: self.reference.id.clone(),
+            version: self.reference.version,
+            mode: self.mode.as_str(),
+            outcome,
+            reason,
+            duration_us: self.duration_us,
+        }
+    }
 }
 
-fn default_policy(hook: Hook, source: &str) -> Result<Arc<dyn Policy>, String> {
+/// How one hook reads a policy's output, combines the enforced outcomes,
+/// and tells whether a shadow outcome would have changed the result.
+struct Combiner<T> {
+    read: fn(&PolicyRef, Value) -> Result<T>,
+    fold: fn(Vec<&Judged<T>>) -> Result<T>,
+    differs: fn(&T, &T) -> bool,
+}
+
+/// The first failure among enforced outcomes, if any.
+fn first_failure<T>(judged: &[&Judged<T>]) -> Option<Error> {
+    judged.iter().find_map(|j| match &j.outcome {
+        Err(e) if !matches!(e, Error::PolicyDenied(_) | Error::Validation { .. }) => {
+            Some(e.clone())
+        }
+        _ => None,
+    })
+}
+
+impl Combiner<()> {
+    /// `authorize` and `subaccount.validate`: a deny is an `Err` outcome
+    /// (403, or 422 for validation); the first one wins.
+    fn decisions(validation: bool) -> Combiner<()> {
+        Combiner {
+            read: if validation {
+                read_validation
+            } else {
+                read_authorization
+            },
+            fold: |judged| {
+                if let Some(e) = first_failure(&judged) {
+                    return Err(e);
+                }
+                judged
+                    .iter()
+                    .find_map(|j| j.outcome.as_ref().err().cloned())
+                    .map_or(Ok(()), Err)
+            },
+            differs: |_, _| false,
+        }
+    }
+}
+
+fn read_authorization(policy: &PolicyRef, out: Value) -> Result<()> {
+    match output::decision(&out).map_err(|f| malformed(policy, f))? {
+        output::Decision::Allow => Ok(()),
+        output::Decision::Deny { reason, .. } => Err(Error::PolicyDenied(PolicyRef {
+            reason,
+            ..policy.clone()
+        })),
+    }
+}
+
+fn read_validation(policy: &PolicyRef, out: Value) -> Result<()> {
+    match output::decision(&out).map_err(|f| malformed(policy, f))? {
+        output::Decision::Allow => Ok(()),
+        output::Decision::Deny { reason, field } => {
+            let field = field.unwrap_or_else(|| "body".into());
+            Err(Error::Validation {
+                detail: format!("policy `{}` refused `{field}`: {reason}", policy.id),
+                errors: vec![FieldError::new(field, reason.clone())],
+                policy: Some(PolicyRef {
+                    reason,
+                    ..policy.clone()
+                }),
+            })
+        }
+    }
+}
+
+impl Combiner<View> {
+    fn views() -> Combiner<View> {
+        Combiner {
+            read: |policy, out| match output::view(&out).map_err(|f| malformed(policy, f))? {
+                Ok(mut v) => {
+                    if !v.hidden.is_empty() {
+                        v.hidden_by = Some(PolicyRef {
+                            reason: format!("hides {:?}", v.hidden),
+                            ..policy.clone()
+                        });
+                    }
+                    Ok(v)
+                }
+                Err(reason) => Err(Error::PolicyDenied(PolicyRef {
+                    reason,
+                    ..policy.clone()
+                })),
+            },
+            fold: |judged| {
+                if let Some(e) = first_failure(&judged) {
+                    return Err(e);
+                }
+                let mut view = View::default();
+                for j in judged {
+                    view = view.union(j.outcome.clone()?);
+                }
+                Ok(view)
+            },
+            // A shadow view disagrees if adding it would hide more.
+            differs: |shadow, enforced| {
+                let with = enforced.clone().union(shadow.clone());
+                with.hidden != enforced.hidden || with.own_rows_only != enforced.own_rows_only
+            },
+        }
+    }
+}
+
+impl Combiner<(PolicyRef, CascadePlan)> {
+    fn plans() -> Combiner<(PolicyRef, CascadePlan)> {
+        Combiner {
+            read: |policy, out| {
+                output::cascade_plan(&out)
+                    .map(|plan| (policy.clone(), plan))
+                    .map_err(|f| malformed(policy, f))
+            },
+            fold: |judged| {
+                if let Some(e) = first_failure(&judged) {
+                    return Err(e);
+                }
+                judged
+                    .last()
+                    .map(|j| j.outcome.clone())
+                    .unwrap_or_else(|| Err(Error::internal("no cascade policy is active")))
+            },
+            differs: |shadow, enforced| shadow.1 != enforced.1,
+        }
+    }
+}
+
+/// Evaluates every selected policy in order.
+fn evaluate_all(hook: Hook, policies: &[(Mode, Arc<dyn Policy>)], input: &Value) -> Vec<Evaluated> {
+    policies
+        .iter()
+        .map(|(mode, policy)| {
+            let started = Instant::now();
+            let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
+            let duration_us = started.elapsed().as_micros() as u64;
+            if let Err(fault) = &result {
+                tracing::warn!(policy = policy.id(), version = policy.version(), mode = mode.as_str(), hook = hook.name(), duration_us, %fault, "policy failed closed");
+            }
+            Evaluated {
+                reference: PolicyRef {
+                    id: policy.id().to_string(),
+                    version: policy.version(),
+                    reason: String::new(),
+                },
+                mode: *mode,
+                duration_us,
+                result,
+            }
+        })
+        .collect()
+}
+
+/// A shipped default in the chosen runtime.
+pub fn shipped_default(hook: Hook, runtime: DefaultsRuntime) -> Result<Arc<dyn Policy>, String> {
     let id = format!("default.{}", hook.name());
-    rhai_script::RhaiPolicy::compile(&id, 1, source)
-        .map(|p| Arc::new(p) as Arc<dyn Policy>)
-        .map_err(|e| format!("default policy for `{}` does not compile: {e}", hook.name()))
+    match runtime {
+        DefaultsRuntime::Rhai => {
+            let (_, source) = SHIPPED.iter().find(|(h, _)| *h == hook).expect("every hook");
+            rhai_script::RhaiPolicy::compile(&id, 1, source)
+                .map(|p| Arc::new(p) as Arc<dyn Policy>)
+                .map_err(|e| format!("default policy for `{}` does not compile: {e}", hook.name()))
+        }
+        DefaultsRuntime::Wasm => {
+            let (_, bytes) = SHIPPED_WASM.iter().find(|(h, _)| *h == hook).expect("every hook");
+            wasm::WasmPolicy::load(&id, 1, bytes)
+                .map(|p| Arc::new(p) as Arc<dyn Policy>)
+                .map_err(|e| format!("default Wasm policy for `{}` does not load: {e}", hook.name()))
+        }
+    }
 }
 
 fn malformed(policy: &PolicyRef, fault: Fault) -> Error {

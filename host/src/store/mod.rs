@@ -13,11 +13,13 @@
 
 pub mod accounts;
 pub mod credentials;
+pub mod decisions;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
 pub mod messages;
 pub mod notifications;
+pub mod policies;
 pub mod settings;
 
 use std::time::Duration;

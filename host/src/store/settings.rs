@@ -26,3 +26,16 @@ pub async fn insert_if_absent(c: &mut Conn, key: &str, value: &str) -> crate::Re
         .map_err(db_error)?;
     Ok(get(c, key).await?.unwrap_or_default())
 }
+
+/// Stores `value` under `key`, replacing what was there.
+pub async fn put(c: &mut Conn, key: &str, value: &str) -> crate::Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

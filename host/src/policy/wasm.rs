@@ -1,0 +1,382 @@
+//! The Wasm runtime: a policy is a component of the world in
+//! `plugins/wit/policy.wit`, exporting
+//! `evaluate: func(hook: string, input: string) -> result<string, string>`.
+//!
+//! - One engine for every component, with the pooling allocator sized below.
+//! - Each component is compiled once per content hash: kept in memory, and
+//!   serialized to a local cache directory so a restart does not recompile
+//!   (never in the database: deserializing is trusted code loading).
+//! - Sandbox: the linker defines nothing, so a component importing anything
+//!   (WASI or any host function) is refused when it is loaded; linear memory
+//!   is capped; every call runs on a fuel budget and an epoch deadline.
+//! - Warm instances: an instance is reused only by the policy version that
+//!   made it (which serves one tree, or the platform), and dropped after any
+//!   trap or limit hit, so no state crosses trees and no broken guest is
+//!   called twice. BENCHMARKS.md has the figures behind this choice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, Linker, TypedFunc, types::ComponentItem};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
+
+use super::{Fault, Hook, OUTPUT_BYTES_MAX, Policy};
+
+/// Largest component accepted.
+pub const COMPONENT_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Linear memory one instance may grow to.
+pub const MEMORY_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Instruction budget of one evaluation (wasm operators, roughly).
+pub const FUEL_PER_EVALUATION: u64 = 200_000_000;
+/// Native stack a guest may use (deep recursion traps here).
+const WASM_STACK_BYTES_MAX: usize = 512 * 1024;
+/// The epoch ticks this often; deadlines are rounded up to ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// Instances that can exist at once (the pool's size).
+const POOL_INSTANCES: u32 = 512;
+/// Idle warm instances kept per policy version and in all.
+const WARM_PER_POLICY: usize = 4;
+const WARM_TOTAL: usize = 256;
+
+type Evaluate = TypedFunc<(String, String), (Result<String, String>,)>;
+
+struct Guest {
+    limits: StoreLimits,
+}
+
+struct Runtime {
+    engine: Engine,
+    linker: Linker<Guest>,
+    /// Compiled components by content hash.
+    compiled: Mutex<HashMap<String, Component>>,
+    warm_total: AtomicUsize,
+}
+
+static CACHE_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Sets the directory where compiled components are kept between restarts
+/// (`None`: memory only). Takes effect only before the first component loads.
+pub fn set_cache_dir(dir: Option<PathBuf>) {
+    let _ = CACHE_DIR.set(dir);
+}
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 2)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES)
+        .max_core_instances_per_component(8)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4)
+        .max_memory_size(MEMORY_BYTES_MAX);
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(WASM_STACK_BYTES_MAX)
+        // Reserve only what a memory may grow to: 512 slots of 4 GiB each
+        // would claim 2 TiB of address space per host.
+        .memory_reservation(MEMORY_BYTES_MAX as u64)
+        .memory_guard_size(64 * 1024)
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).expect("the Wasm engine configuration is valid");
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("the epoch thread starts");
+    Runtime {
+        linker: Linker::new(&engine),
+        engine,
+        compiled: Mutex::new(HashMap::new()),
+        warm_total: AtomicUsize::new(0),
+    }
+});
+
+/// An instance ready to be called, owned by one policy version.
+struct Warm {
+    store: Store<Guest>,
+    evaluate: Evaluate,
+}
+
+pub struct WasmPolicy {
+    id: String,
+    version: i64,
+    pre: InstancePre<Guest>,
+    warm: Mutex<Vec<Warm>>,
+    /// Keep warm instances (the default) or make a fresh one per call.
+    reuse: bool,
+}
+
+impl std::fmt::Debug for WasmPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPolicy")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl WasmPolicy {
+    /// Loads a component: compiles it (or takes it from the cache), checks
+    /// that it imports nothing and exports `evaluate` with the right type.
+    pub fn load(id: &str, version: i64, bytes: &[u8]) -> Result<WasmPolicy, String> {
+        if bytes.len() > COMPONENT_BYTES_MAX {
+            return Err(format!(
+                "the component is {} bytes; the limit is {COMPONENT_BYTES_MAX}",
+                bytes.len()
+            ));
+        }
+        let rt = &*RUNTIME;
+        let component = compile(rt, bytes)?;
+        let ty = component.component_type();
+        if let Some((name, _)) = ty.imports(&rt.engine).next() {
+            return Err(format!(
+                "the component imports `{name}`; a policy may import nothing (no WASI, no host functions)"
+            ));
+        }
+        match ty.get_export(&rt.engine, "evaluate").map(|e| e.ty) {
+            Some(ComponentItem::ComponentFunc(_)) => {}
+            _ => {
+                return Err("the component must export `evaluate: func(hook: string, input: string) -> result<string, string>` (world canopy:policy/policy in plugins/wit)".into());
+            }
+        }
+        let pre = rt
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("the component cannot be instantiated: {e}"))?;
+        let policy = WasmPolicy {
+            id: id.to_string(),
+            version,
+            pre,
+            warm: Mutex::new(Vec::new()),
+            reuse: true,
+        };
+        // One instance now: checks the export's type and warms the policy.
+        let warm = policy.instantiate().map_err(|f| f.0)?;
+        policy.put_back(warm);
+        Ok(policy)
+    }
+
+    /// A fresh instance for every evaluation instead of warm ones (for
+    /// measuring the difference).
+    pub fn fresh_instances(mut self) -> WasmPolicy {
+        self.reuse = false;
+        self.warm.get_mut().map(|w| w.clear()).ok();
+        self
+    }
+
+    fn instantiate(&self) -> Result<Warm, Fault> {
+        let rt = &*RUNTIME;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(MEMORY_BYTES_MAX)
+            .instances(16)
+            .tables(8)
+            .memories(2)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&rt.engine, Guest { limits });
+        store.limiter(|g| &mut g.limits);
+        // Start-up code runs under the same limits as a call.
+        store
+            .set_fuel(FUEL_PER_EVALUATION)
+            .map_err(|e| Fault(e.to_string()))?;
+        store.set_epoch_deadline(ticks(super::EVALUATION_DEADLINE));
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| Fault(format!("instantiation failed: {}", describe(&e))))?;
+        let evaluate = instance
+            .get_typed_func::<(String, String), (Result<String, String>,)>(&mut store, "evaluate")
+            .map_err(|e| {
+                Fault(format!(
+                    "`evaluate` must be `func(hook: string, input: string) -> result<string, string>`: {e}"
+                ))
+            })?;
+        Ok(Warm { store, evaluate })
+    }
+
+    fn take(&self) -> Result<Warm, Fault> {
+        let idle = self.warm.lock().ok().and_then(|mut w| w.pop());
+        match idle {
+            Some(warm) => {
+                RUNTIME.warm_total.fetch_sub(1, Ordering::Relaxed);
+                Ok(warm)
+            }
+            None => self.instantiate(),
+        }
+    }
+
+    fn put_back(&self, warm: Warm) {
+        if !self.reuse || RUNTIME.warm_total.load(Ordering::Relaxed) >= WARM_TOTAL {
+            return;
+        }
+        if let Ok(mut idle) = self.warm.lock()
+            && idle.len() < WARM_PER_POLICY
+        {
+            idle.push(warm);
+            RUNTIME.warm_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for WasmPolicy {
+    fn drop(&mut self) {
+        if let Ok(idle) = self.warm.get_mut() {
+            RUNTIME.warm_total.fetch_sub(idle.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Policy for WasmPolicy {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault> {
+        let input = serde_json::to_string(input).map_err(|e| Fault(e.to_string()))?;
+        let mut warm = self.take()?;
+        warm.store
+            .set_fuel(FUEL_PER_EVALUATION)
+            .map_err(|e| Fault(e.to_string()))?;
+        warm.store.set_epoch_deadline(ticks(deadline));
+        let result = warm
+            .evaluate
+            .call(&mut warm.store, (hook.name().to_string(), input));
+        // A trap or limit hit discards the instance (dropping `warm`).
+        let output = match result {
+            Ok((Ok(output),)) => {
+                self.put_back(warm);
+                output
+            }
+            Ok((Err(message),)) => {
+                self.put_back(warm);
+                return Err(Fault(format!("returned an error: {}", clip(&message))));
+            }
+            Err(e) => return Err(Fault(describe(&e))),
+        };
+        if output.len() > OUTPUT_BYTES_MAX {
+            return Err(Fault(format!(
+                "output is {} bytes; the limit is {OUTPUT_BYTES_MAX}",
+                output.len()
+            )));
+        }
+        serde_json::from_str(&output)
+            .map_err(|e| Fault(format!("output is not a JSON document: {e}")))
+    }
+}
+
+/// The compiled component for `bytes`: from memory, from the disk cache, or
+/// compiled now (and then cached).
+fn compile(rt: &Runtime, bytes: &[u8]) -> Result<Component, String> {
+    let hash = hex::encode(Sha256::digest(bytes));
+    if let Some(c) = rt.compiled.lock().ok().and_then(|m| m.get(&hash).cloned()) {
+        return Ok(c);
+    }
+    let cached = cache_path(rt, &hash);
+    let from_disk = cached.as_ref().filter(|p| p.exists()).and_then(|p| {
+        // SAFETY: the cache directory is the host's own local directory,
+        // written only below from `Component::serialize` of this engine's
+        // configuration (the file name carries the configuration's hash).
+        unsafe { Component::deserialize_file(&rt.engine, p) }.ok()
+    });
+    let component = match from_disk {
+        Some(c) => c,
+        None => {
+            let c = Component::from_binary(&rt.engine, bytes)
+                .map_err(|e| format!("not a valid component: {}", chain(&e)))?;
+            if let Some(path) = &cached {
+                store_in_cache(&c, path);
+            }
+            c
+        }
+    };
+    if let Ok(mut m) = rt.compiled.lock() {
+        m.insert(hash, component.clone());
+    }
+    Ok(component)
+}
+
+fn cache_path(rt: &Runtime, hash: &str) -> Option<PathBuf> {
+    let dir = CACHE_DIR.get_or_init(|| None).as_ref()?;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    rt.engine.precompile_compatibility_hash().hash(&mut h);
+    Some(dir.join(format!("{hash}-{:016x}.cwasm", h.finish())))
+}
+
+fn store_in_cache(component: &Component, path: &std::path::Path) {
+    let write = || -> std::io::Result<()> {
+        let bytes = component.serialize().map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(path = %path.display(), error = %e, "compiled component not cached");
+    }
+}
+
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// A trap or error in words a policy author can act on.
+fn describe(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            format!("ran out of fuel (its budget is {FUEL_PER_EVALUATION} instructions)")
+        }
+        Some(Trap::Interrupt) => "ran past its deadline".into(),
+        Some(Trap::StackOverflow) => "overflowed its stack (recursion too deep)".into(),
+        Some(Trap::UnreachableCodeReached) => {
+            "trapped: reached `unreachable` (a panic or abort in the guest)".into()
+        }
+        Some(Trap::MemoryOutOfBounds) => "trapped: memory access out of bounds".into(),
+        Some(Trap::AllocationTooLarge) => format!(
+            "tried to grow its memory past the {} MiB limit",
+            MEMORY_BYTES_MAX / (1024 * 1024)
+        ),
+        Some(trap) => format!("trapped: {trap}"),
+        None => clip(&chain(e)),
+    }
+}
+
+fn chain(e: &wasmtime::Error) -> String {
+    format!("{e:#}")
+}
+
+fn clip(message: &str) -> String {
+    const MAX: usize = 1000;
+    if message.len() <= MAX {
+        return message.to_string();
+    }
+    let mut end = MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}

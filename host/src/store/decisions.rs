@@ -1,0 +1,162 @@
+//! The decision log's table: batched inserts, filtered pages, retention.
+
+use sqlx::Row;
+
+use super::{Conn, db_error};
+use crate::Result;
+use crate::policy::decision::Record;
+
+/// Rows per INSERT statement (10 parameters each).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Writes `records` (one transaction per call, so a batch lands whole).
+pub async fn insert(c: &mut Conn, records: &[Record]) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO decisions (id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.id.clone())
+                .bind(r.tree_id.clone())
+                .bind(r.account_id.clone())
+                .bind(r.hook)
+                .bind(r.action.clone())
+                .bind(r.outcome)
+                .bind(r.reason.clone())
+                .bind(r.shadow_disagrees as i64)
+                .bind(serde_json::to_string(&r.policies).unwrap_or_else(|_| "[]".into()))
+                .bind(r.created_at_us);
+        }
+        q.execute(&mut *c).await.map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// A stored decision.
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub id: String,
+    pub tree_id: Option<String>,
+    pub account_id: Option<String>,
+    pub hook: String,
+    pub action: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub shadow_disagrees: bool,
+    pub policies: serde_json::Value,
+    pub created_at_us: i64,
+}
+
+/// What to list: one tree (a parent's), one account, or everything (the
+/// operator); then optional filters. Newest first; `before` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub tree_id: Option<String>,
+    pub account_id: Option<String>,
+    pub hook: Option<String>,
+    pub outcome: Option<String>,
+    pub action: Option<String>,
+    pub policy_id: Option<String>,
+    pub shadow_disagrees: Option<bool>,
+}
+
+pub async fn list(c: &mut Conn, f: &Filter, before: &str, limit: i64) -> Result<Vec<DecisionRow>> {
+    // Policy ids are `pol_` + hex, so a LIKE on the JSON text is exact.
+    let policy_like = f.policy_id.as_ref().map(|p| format!("%\"id\":\"{p}\"%"));
+    let rows = sqlx::query(
+        "SELECT id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at
+           FROM decisions
+          WHERE ($1 = '' OR tree_id = $1)
+            AND ($2 = '' OR account_id = $2)
+            AND ($3 = '' OR hook = $3)
+            AND ($4 = '' OR outcome = $4)
+            AND ($5 = '' OR action = $5)
+            AND ($6 = '' OR policies LIKE $6)
+            AND ($7 < 0 OR shadow_disagrees = $7)
+            AND ($8 = '' OR id < $8)
+          ORDER BY id DESC
+          LIMIT $9",
+    )
+    .bind(f.tree_id.clone().unwrap_or_default())
+    .bind(f.account_id.clone().unwrap_or_default())
+    .bind(f.hook.clone().unwrap_or_default())
+    .bind(f.outcome.clone().unwrap_or_default())
+    .bind(f.action.clone().unwrap_or_default())
+    .bind(policy_like.unwrap_or_default())
+    .bind(f.shadow_disagrees.map(|b| b as i64).unwrap_or(-1))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            let policies: String = r.try_get("policies")?;
+            Ok(DecisionRow {
+                id: r.try_get("id")?,
+                tree_id: r.try_get("tree_id")?,
+                account_id: r.try_get("account_id")?,
+                hook: r.try_get("hook")?,
+                action: r.try_get("action")?,
+                outcome: r.try_get("outcome")?,
+                reason: r.try_get("reason")?,
+                shadow_disagrees: r.try_get::<i64, _>("shadow_disagrees")? != 0,
+                policies: serde_json::from_str(&policies).unwrap_or_default(),
+                created_at_us: r.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db_error)
+}
+
+/// Deletes decisions older than `older_than_us`, then the oldest beyond
+/// `keep_max` rows. Returns how many went.
+pub async fn purge(c: &mut Conn, older_than_us: i64, keep_max: i64) -> Result<u64> {
+    let aged = sqlx::query("DELETE FROM decisions WHERE created_at < $1")
+        .bind(older_than_us)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    // The id of the newest row past the cap; ids grow with time.
+    let cut: Option<String> =
+        sqlx::query("SELECT id FROM decisions ORDER BY id DESC LIMIT 1 OFFSET $1")
+            .bind(keep_max)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_error)?
+            .map(|r| r.try_get("id"))
+            .transpose()
+            .map_err(db_error)?;
+    let capped = match cut {
+        Some(id) => sqlx::query("DELETE FROM decisions WHERE id <= $1")
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?
+            .rows_affected(),
+        None => 0,
+    };
+    Ok(aged + capped)
+}
