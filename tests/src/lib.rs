@@ -451,6 +451,75 @@ impl Drop for TestApp {
     }
 }
 
+/// A policy to upload: Rhai text or a Wasm component's bytes.
+pub enum Code<'a> {
+    Rhai(&'a str),
+    Wasm(&'a [u8]),
+}
+
+/// A file of the repository, read at run time (`policies/...`, `tests/fixtures/...`).
+pub fn repo_file(path: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+impl TestApp {
+    /// Where a tree's (`Some(parent)`) or the platform's policies live, and
+    /// the token that manages them.
+    fn policy_home(&self, owner: Option<&Parent>) -> (String, String) {
+        match owner {
+            Some(p) => (format!("/v1/accounts/{}/policies", p.id), p.key.clone()),
+            None => ("/v1/operator/policies".into(), self.operator_token.clone()),
+        }
+    }
+
+    pub async fn upload_policy(&self, owner: Option<&Parent>, name: &str, hook: &str, code: Code<'_>) -> Reply {
+        use base64::Engine as _;
+        let (path, token) = self.policy_home(owner);
+        let body = match code {
+            Code::Rhai(source) => json!({"name": name, "hook": hook, "runtime": "rhai", "source": source}),
+            Code::Wasm(bytes) => json!({"name": name, "hook": hook, "runtime": "wasm",
+                "module": base64::engine::general_purpose::STANDARD.encode(bytes)}),
+        };
+        self.post(&path, &token, body).await
+    }
+
+    /// Uploads and activates a policy; returns its id.
+    pub async fn install_policy(&self, owner: Option<&Parent>, name: &str, hook: &str, code: Code<'_>, mode: &str) -> String {
+        let up = self.upload_policy(owner, name, hook, code).await.expect(201);
+        let id = up["id"].as_str().unwrap().to_string();
+        let version = up["version"].as_i64().unwrap();
+        self.activate_policy(owner, &id, version, mode).await.expect(200);
+        id
+    }
+
+    pub async fn activate_policy(&self, owner: Option<&Parent>, id: &str, version: i64, mode: &str) -> Reply {
+        let (path, token) = self.policy_home(owner);
+        self.post(&format!("{path}/{id}/versions/{version}/activate"), &token, json!({"mode": mode}))
+            .await
+    }
+
+    pub async fn deactivate_policy(&self, owner: Option<&Parent>, id: &str) -> Reply {
+        let (path, token) = self.policy_home(owner);
+        self.post(&format!("{path}/{id}/deactivate"), &token, json!({})).await
+    }
+
+    /// Polls the decision log at `path` (with its query) until one decision
+    /// satisfies `wanted`; decisions are written in batches, off the
+    /// request path.
+    pub async fn await_decision(&self, path: &str, token: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.get(path, token).await.expect(200);
+            if let Some(d) = page["data"].as_array().and_then(|a| a.iter().find(|d| wanted(d))) {
+                return d.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no such decision at {path}: {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Runs each scenario once on SQLite and once on PostgreSQL:
 /// `mod name { sqlite, postgres }`.
 #[macro_export]

@@ -112,6 +112,8 @@ async fn a_default_policy_that_does_not_compile_stops_the_start() {
         test_clock: false,
         settings: Default::default(),
         smtp: None,
+        defaults_runtime: Default::default(),
+        wasm_cache: None,
     })
     .await;
     let error = result.err().expect("refused");

@@ -69,8 +69,14 @@ async fn replay_or_run(
     let caller = Caller::from_request_parts(&mut parts, &state)
         .await
         .map_err(IntoResponse::into_response)?;
-    let bytes = to_bytes(body, BODY_BYTES_MAX).await.map_err(|_| {
-        Error::PayloadTooLarge("the request body is over the 1 MiB limit".into()).into_response()
+    let limit = if parts.uri.path().ends_with("/policies") {
+        super::policies::UPLOAD_BODY_BYTES_MAX
+    } else {
+        BODY_BYTES_MAX
+    };
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        Error::PayloadTooLarge("the request body is over the size limit (1 MiB; policy uploads 8 MiB)".into())
+            .into_response()
     })?;
     let mut fingerprint = Vec::with_capacity(bytes.len() + 128);
     fingerprint.extend_from_slice(parts.uri.to_string().as_bytes());

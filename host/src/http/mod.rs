@@ -9,6 +9,7 @@ mod idempotency;
 mod members;
 mod money;
 mod operator;
+mod policies;
 mod system;
 mod views;
 
@@ -67,6 +68,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(accounts::router())
         .merge(members::router())
         .merge(money::router())
+        .merge(policies::router())
         .merge(system::router())
         .split_for_parts()
 }

@@ -18,6 +18,7 @@ pub mod output;
 pub mod rhai_script;
 pub mod samples;
 pub mod wasm;
+#[cfg(test)] mod differential;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -288,11 +289,22 @@ impl Policies {
             let policy: Arc<dyn Policy> = match runtime {
                 DefaultsRuntime::Rhai => Arc::new(
                     rhai_script::RhaiPolicy::compile(&id, 1, &String::from_utf8_lossy(&bytes))
-                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                        .map_err(|e| {
+                            format!(
+                                "default policy for `{}` does not compile ({}): {e}",
+                                hook.name(),
+                                path.display()
+                            )
+                        })?,
                 ),
                 DefaultsRuntime::Wasm => Arc::new(
-                    wasm::WasmPolicy::load(&id, 1, &bytes)
-                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                    wasm::WasmPolicy::load(&id, 1, &bytes).map_err(|e| {
+                        format!(
+                            "default policy for `{}` does not load ({}): {e}",
+                            hook.name(),
+                            path.display()
+                        )
+                    })?,
                 ),
             };
             defaults.push((hook, policy));
