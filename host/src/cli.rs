@@ -209,7 +209,9 @@ fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Pa
         WasmPolicy::load(&name, 1, &bytes).map(|p| Box::new(p) as Box<dyn Policy>)
     } else {
         match String::from_utf8(bytes) {
-            Ok(source) => RhaiPolicy::compile(&name, 1, &source).map(|p| Box::new(p) as Box<dyn Policy>),
+            Ok(source) => {
+                RhaiPolicy::compile(&name, 1, &source).map(|p| Box::new(p) as Box<dyn Policy>)
+            }
             Err(_) => Err("neither a Wasm component nor a UTF-8 Rhai script".into()),
         }
     };

@@ -166,7 +166,11 @@ async fn purge_loop(canopy: Arc<Canopy>) {
         match purged {
             Ok((0, 0)) => {}
             Ok((keys, decisions)) => {
-                tracing::info!(keys, decisions, "expired idempotency keys and decisions purged")
+                tracing::info!(
+                    keys,
+                    decisions,
+                    "expired idempotency keys and decisions purged"
+                )
             }
             Err(e) => tracing::warn!(error = %e, "purging failed"),
         }

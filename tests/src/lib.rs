@@ -473,11 +473,19 @@ impl TestApp {
         }
     }
 
-    pub async fn upload_policy(&self, owner: Option<&Parent>, name: &str, hook: &str, code: Code<'_>) -> Reply {
+    pub async fn upload_policy(
+        &self,
+        owner: Option<&Parent>,
+        name: &str,
+        hook: &str,
+        code: Code<'_>,
+    ) -> Reply {
         use base64::Engine as _;
         let (path, token) = self.policy_home(owner);
         let body = match code {
-            Code::Rhai(source) => json!({"name": name, "hook": hook, "runtime": "rhai", "source": source}),
+            Code::Rhai(source) => {
+                json!({"name": name, "hook": hook, "runtime": "rhai", "source": source})
+            }
             Code::Wasm(bytes) => json!({"name": name, "hook": hook, "runtime": "wasm",
                 "module": base64::engine::general_purpose::STANDARD.encode(bytes)}),
         };
@@ -485,36 +493,70 @@ impl TestApp {
     }
 
     /// Uploads and activates a policy; returns its id.
-    pub async fn install_policy(&self, owner: Option<&Parent>, name: &str, hook: &str, code: Code<'_>, mode: &str) -> String {
-        let up = self.upload_policy(owner, name, hook, code).await.expect(201);
+    pub async fn install_policy(
+        &self,
+        owner: Option<&Parent>,
+        name: &str,
+        hook: &str,
+        code: Code<'_>,
+        mode: &str,
+    ) -> String {
+        let up = self
+            .upload_policy(owner, name, hook, code)
+            .await
+            .expect(201);
         let id = up["id"].as_str().unwrap().to_string();
         let version = up["version"].as_i64().unwrap();
-        self.activate_policy(owner, &id, version, mode).await.expect(200);
+        self.activate_policy(owner, &id, version, mode)
+            .await
+            .expect(200);
         id
     }
 
-    pub async fn activate_policy(&self, owner: Option<&Parent>, id: &str, version: i64, mode: &str) -> Reply {
+    pub async fn activate_policy(
+        &self,
+        owner: Option<&Parent>,
+        id: &str,
+        version: i64,
+        mode: &str,
+    ) -> Reply {
         let (path, token) = self.policy_home(owner);
-        self.post(&format!("{path}/{id}/versions/{version}/activate"), &token, json!({"mode": mode}))
-            .await
+        self.post(
+            &format!("{path}/{id}/versions/{version}/activate"),
+            &token,
+            json!({"mode": mode}),
+        )
+        .await
     }
 
     pub async fn deactivate_policy(&self, owner: Option<&Parent>, id: &str) -> Reply {
         let (path, token) = self.policy_home(owner);
-        self.post(&format!("{path}/{id}/deactivate"), &token, json!({})).await
+        self.post(&format!("{path}/{id}/deactivate"), &token, json!({}))
+            .await
     }
 
     /// Polls the decision log at `path` (with its query) until one decision
     /// satisfies `wanted`; decisions are written in batches, off the
     /// request path.
-    pub async fn await_decision(&self, path: &str, token: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub async fn await_decision(
+        &self,
+        path: &str,
+        token: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let page = self.get(path, token).await.expect(200);
-            if let Some(d) = page["data"].as_array().and_then(|a| a.iter().find(|d| wanted(d))) {
+            if let Some(d) = page["data"]
+                .as_array()
+                .and_then(|a| a.iter().find(|d| wanted(d)))
+            {
                 return d.clone();
             }
-            assert!(std::time::Instant::now() < deadline, "no such decision at {path}: {page}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no such decision at {path}: {page}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

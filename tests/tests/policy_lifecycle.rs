@@ -345,23 +345,42 @@ async fn activation_reaches_every_host(backend: Backend) {
     let acme = first.parent("acme.example", "reseller").await;
     second.sub(&acme, "Omega one", "o1@acme.example").await;
     let id = first
-        .install_policy(Some(&acme), "names", "subaccount.validate", Code::Rhai(&refuse_word("omega")), "enforce")
+        .install_policy(
+            Some(&acme),
+            "names",
+            "subaccount.validate",
+            Code::Rhai(&refuse_word("omega")),
+            "enforce",
+        )
         .await;
     let started = std::time::Instant::now();
     loop {
-        let reply = second.try_sub(&acme, "Omega two", "o2@acme.example", json!({})).await;
+        let reply = second
+            .try_sub(&acme, "Omega two", "o2@acme.example", json!({}))
+            .await;
         if reply.status == 422 {
             assert_eq!(policy_of(&reply.body), id);
             break;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "not enforced by the second host within 2 s");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "not enforced by the second host within 2 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Deactivation travels too.
     first.deactivate_policy(Some(&acme), &id).await.expect(200);
     let started = std::time::Instant::now();
-    while second.try_sub(&acme, "Omega three", "o3@acme.example", json!({})).await.status != 201 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "still enforced after 2 s");
+    while second
+        .try_sub(&acme, "Omega three", "o3@acme.example", json!({}))
+        .await
+        .status
+        != 201
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "still enforced after 2 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     second.stop().await;

@@ -75,8 +75,10 @@ async fn replay_or_run(
         BODY_BYTES_MAX
     };
     let bytes = to_bytes(body, limit).await.map_err(|_| {
-        Error::PayloadTooLarge("the request body is over the size limit (1 MiB; policy uploads 8 MiB)".into())
-            .into_response()
+        Error::PayloadTooLarge(
+            "the request body is over the size limit (1 MiB; policy uploads 8 MiB)".into(),
+        )
+        .into_response()
     })?;
     let mut fingerprint = Vec::with_capacity(bytes.len() + 128);
     fingerprint.extend_from_slice(parts.uri.to_string().as_bytes());

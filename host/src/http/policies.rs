@@ -12,8 +12,8 @@ use super::extract::{Body, Caller, Pagination, cursor};
 use super::views::List;
 use super::{AppState, Problem};
 use crate::clock::from_us;
-use crate::ops::policies::{Activation, PolicyInfo, PolicySettings, Uploaded, Upload};
-use crate::ops::{Principal, Page};
+use crate::ops::policies::{Activation, PolicyInfo, PolicySettings, Upload, Uploaded};
+use crate::ops::{Page, Principal};
 use crate::store::decisions::{DecisionRow, Filter};
 use crate::{Error, Result};
 
@@ -164,7 +164,10 @@ async fn get_policy(
     Caller(p): Caller,
     Path((parent_id, policy_id)): Path<(String, String)>,
 ) -> Result<Json<PolicyView>> {
-    let info = s.canopy.get_policy(&p, Some(&parent_id), &policy_id).await?;
+    let info = s
+        .canopy
+        .get_policy(&p, Some(&parent_id), &policy_id)
+        .await?;
     Ok(Json(info.into()))
 }
 
@@ -256,7 +259,10 @@ async fn deactivate_platform_policy(
     Caller(p): Caller,
     Path(policy_id): Path<String>,
 ) -> Result<Json<PolicyView>> {
-    let info = s.canopy.set_policy_active(&p, None, &policy_id, None).await?;
+    let info = s
+        .canopy
+        .set_policy_active(&p, None, &policy_id, None)
+        .await?;
     Ok(Json(info.into()))
 }
 
@@ -423,7 +429,10 @@ async fn list_decisions(
     Query(q): Query<DecisionQuery>,
 ) -> Result<Json<List<DecisionView>>> {
     let (filter, page) = q.split()?;
-    let page = s.canopy.list_decisions(&p, Some(&id), filter, &page).await?;
+    let page = s
+        .canopy
+        .list_decisions(&p, Some(&id), filter, &page)
+        .await?;
     Ok(Json(List {
         data: page.items.into_iter().map(Into::into).collect(),
         next_cursor: cursor(page.next_after),

@@ -4,8 +4,8 @@ use serde_json::Value;
 
 use super::Canopy;
 use crate::domain::{Account, AccountKind, Relation, Role, Status};
-use crate::policy::{Scope, View};
 use crate::policy::input::{self, PrincipalDoc};
+use crate::policy::{Scope, View};
 use crate::secrets::{hashes_equal, sha256_hex};
 use crate::store::{self, credentials::TokenOwner};
 use crate::{Error, Result};
@@ -198,12 +198,8 @@ impl Canopy {
         self.policies
             .authorize(
                 &scope,
-                input::authorize(
-                &PrincipalDoc::operator(),
-                action,
-                &target,
-                &[],
-            ))
+                input::authorize(&PrincipalDoc::operator(), action, &target, &[]),
+            )
             .await
     }
 
@@ -233,12 +229,8 @@ impl Canopy {
         self.policies
             .visibility(
                 &scope,
-                input::visibility(
-                &PrincipalDoc::operator(),
-                action,
-                resource,
-                &target,
-            ))
+                input::visibility(&PrincipalDoc::operator(), action, resource, &target),
+            )
             .await
     }
 

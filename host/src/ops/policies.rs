@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::{AccountKind, NameKey};
 use crate::policy::{
-    Active, Hook, Layers, Mode, Policy, output, rhai_script::RhaiPolicy, samples,
-    wasm::WasmPolicy,
+    Active, Hook, Layers, Mode, Policy, output, rhai_script::RhaiPolicy, samples, wasm::WasmPolicy,
 };
 use crate::secrets::{new_id, sha256_hex};
 use crate::store::{self, decisions, policies::PLATFORM};

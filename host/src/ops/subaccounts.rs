@@ -11,8 +11,8 @@ use crate::domain::{
     Account, AccountKind, BillingType, CreditMode, EmailAddress, LowBalanceAlert, NameKey,
     Relation, Role, Status,
 };
-use crate::policy::{Scope, View};
 use crate::policy::input::{self, SubmittedFields};
+use crate::policy::{Scope, View};
 use crate::secrets::new_id;
 use crate::store;
 use crate::store::accounts::{NewAccount, Value, json_text, micros};
@@ -260,12 +260,13 @@ impl Canopy {
             .validate(
                 &Scope::tree(&parent.id, &parent.id),
                 input::validate(
-                &actor.principal_doc(),
-                "subaccount.create",
-                &parent_doc,
-                &parent_doc,
-                &submitted,
-            ))
+                    &actor.principal_doc(),
+                    "subaccount.create",
+                    &parent_doc,
+                    &parent_doc,
+                    &submitted,
+                ),
+            )
             .await?;
 
         let invite = req.invite.unwrap_or(true);
@@ -460,12 +461,13 @@ impl Canopy {
                 .validate(
                     &crate::ops::access::actor_scope(&actor, "subaccount.update"),
                     input::validate(
-                    &actor.principal_doc(),
-                    "subaccount.update",
-                    &target_doc,
-                    &parent_doc,
-                    &submitted,
-                ))
+                        &actor.principal_doc(),
+                        "subaccount.update",
+                        &target_doc,
+                        &parent_doc,
+                        &submitted,
+                    ),
+                )
                 .await?;
         }
         // Decided before the write, so a denied view changes nothing.

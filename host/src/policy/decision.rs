@@ -79,7 +79,9 @@ pub fn outcome_of<T>(result: &Result<T>) -> (&'static str, Option<String>) {
     match result {
         Ok(_) => ("allow", None),
         Err(Error::PolicyDenied(p)) => ("deny", Some(p.reason.clone())),
-        Err(Error::Validation { policy: Some(p), .. }) => ("deny", Some(p.reason.clone())),
+        Err(Error::Validation {
+            policy: Some(p), ..
+        }) => ("deny", Some(p.reason.clone())),
         Err(Error::PolicyFailed(p)) => ("error", Some(p.reason.clone())),
         Err(e) => ("error", Some(e.to_string())),
     }

@@ -13,12 +13,13 @@
 //! handle, only the documents the host builds for it.
 
 pub mod decision;
+#[cfg(test)]
+mod differential;
 pub mod input;
 pub mod output;
 pub mod rhai_script;
 pub mod samples;
 pub mod wasm;
-#[cfg(test)] mod differential;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,8 +39,12 @@ pub const EVALUATION_DEADLINE: Duration = Duration::from_millis(100);
 /// Largest input document handed to a policy: a cascade over the most
 /// sub-accounts a parent may hold (about 160 bytes each) fits.
 pub const INPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Largest output document a policy may return.
+/// Largest output document a policy may return; a cascade plan may be
+/// larger (see [`Hook::output_bytes_max`]).
 pub const OUTPUT_BYTES_MAX: usize = 64 * 1024;
+/// Largest cascade plan: one step and one return for each of the most
+/// sub-accounts a parent may hold (10,000).
+pub const CASCADE_OUTPUT_BYTES_MAX: usize = 2 * 1024 * 1024;
 /// Evaluations running at once. They are CPU work off tokio's workers;
 /// beyond this, requests wait for a slot instead of piling up threads.
 const CONCURRENT_EVALUATIONS_MAX: usize = 16;
@@ -80,6 +85,14 @@ impl Hook {
         }
     }
 
+    /// Largest output document a policy of this hook may return.
+    pub fn output_bytes_max(self) -> usize {
+        match self {
+            Hook::Cascade => CASCADE_OUTPUT_BYTES_MAX,
+            _ => OUTPUT_BYTES_MAX,
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Hook> {
         Hook::ALL.into_iter().find(|h| h.name() == name)
     }
@@ -98,7 +111,6 @@ pub trait Policy: Send + Sync {
     fn version(&self) -> i64;
     fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault>;
 }
-
 
 /// How an active uploaded policy runs: enforced, or evaluated and logged
 /// only (shadow).
@@ -297,15 +309,15 @@ impl Policies {
                             )
                         })?,
                 ),
-                DefaultsRuntime::Wasm => Arc::new(
-                    wasm::WasmPolicy::load(&id, 1, &bytes).map_err(|e| {
+                DefaultsRuntime::Wasm => {
+                    Arc::new(wasm::WasmPolicy::load(&id, 1, &bytes).map_err(|e| {
                         format!(
                             "default policy for `{}` does not load ({}): {e}",
                             hook.name(),
                             path.display()
                         )
-                    })?,
-                ),
+                    })?)
+                }
             };
             defaults.push((hook, policy));
         }
@@ -416,16 +428,17 @@ impl Policies {
                 .filter(|j| j.mode == Mode::Enforce)
                 .collect::<Vec<_>>(),
         );
-        let shadow_disagrees = judged
-            .iter()
-            .filter(|j| j.mode == Mode::Shadow)
-            .any(|j| match (&j.outcome, &result) {
-                (Ok(shadow), Ok(enforced)) => (combine.differs)(shadow, enforced),
-                (shadow, enforced) => {
-                    let shadow = decision::outcome_of(shadow).0;
-                    shadow == "error" || shadow != decision::outcome_of(enforced).0
-                }
-            });
+        let shadow_disagrees =
+            judged
+                .iter()
+                .filter(|j| j.mode == Mode::Shadow)
+                .any(|j| match (&j.outcome, &result) {
+                    (Ok(shadow), Ok(enforced)) => (combine.differs)(shadow, enforced),
+                    (shadow, enforced) => {
+                        let shadow = decision::outcome_of(shadow).0;
+                        shadow == "error" || shadow != decision::outcome_of(enforced).0
+                    }
+                });
         if let Some(log) = self.log.get() {
             log.record(decision::Record::new(
                 hook,
@@ -680,16 +693,27 @@ pub fn shipped_default(hook: Hook, runtime: DefaultsRuntime) -> Result<Arc<dyn P
     let id = format!("default.{}", hook.name());
     match runtime {
         DefaultsRuntime::Rhai => {
-            let (_, source) = SHIPPED.iter().find(|(h, _)| *h == hook).expect("every hook");
+            let (_, source) = SHIPPED
+                .iter()
+                .find(|(h, _)| *h == hook)
+                .expect("every hook");
             rhai_script::RhaiPolicy::compile(&id, 1, source)
                 .map(|p| Arc::new(p) as Arc<dyn Policy>)
                 .map_err(|e| format!("default policy for `{}` does not compile: {e}", hook.name()))
         }
         DefaultsRuntime::Wasm => {
-            let (_, bytes) = SHIPPED_WASM.iter().find(|(h, _)| *h == hook).expect("every hook");
+            let (_, bytes) = SHIPPED_WASM
+                .iter()
+                .find(|(h, _)| *h == hook)
+                .expect("every hook");
             wasm::WasmPolicy::load(&id, 1, bytes)
                 .map(|p| Arc::new(p) as Arc<dyn Policy>)
-                .map_err(|e| format!("default Wasm policy for `{}` does not load: {e}", hook.name()))
+                .map_err(|e| {
+                    format!(
+                        "default Wasm policy for `{}` does not load: {e}",
+                        hook.name()
+                    )
+                })
         }
     }
 }

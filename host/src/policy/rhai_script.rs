@@ -14,17 +14,19 @@ use std::time::{Duration, Instant};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 use serde_json::Value;
 
-use super::{Fault, Hook, OUTPUT_BYTES_MAX, Policy};
+use super::{Fault, Hook, Policy};
 
 /// Instruction budget of one evaluation.
 const OPERATIONS_MAX: u64 = 2_000_000;
 const CALL_LEVELS_MAX: usize = 32;
 const EXPR_DEPTH_MAX: usize = 64;
 const FN_EXPR_DEPTH_MAX: usize = 32;
-const STRING_LEN_MAX: usize = 64 * 1024;
+/// Strings are counted together within a collection: a cascade plan over the
+/// most sub-accounts a parent may hold (10,000 ids) fits.
+const STRING_LEN_MAX: usize = 1024 * 1024;
 /// Above the most sub-accounts one parent holds, so a cascade plan fits.
 const ARRAY_LEN_MAX: usize = 20_000;
-const MAP_LEN_MAX: usize = 10_000;
+const MAP_LEN_MAX: usize = 50_000;
 /// Largest script accepted.
 pub const SOURCE_BYTES_MAX: usize = 256 * 1024;
 /// The deadline is checked every this many operations.
@@ -123,9 +125,10 @@ impl Policy for RhaiPolicy {
         let size = serde_json::to_vec(&output)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
-        if size > OUTPUT_BYTES_MAX {
+        if size > hook.output_bytes_max() {
             return Err(Fault(format!(
-                "output is {size} bytes; the limit is {OUTPUT_BYTES_MAX}"
+                "output is {size} bytes; the limit is {}",
+                hook.output_bytes_max()
             )));
         }
         Ok(output)

@@ -28,7 +28,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap,
 };
 
-use super::{Fault, Hook, OUTPUT_BYTES_MAX, Policy};
+use super::{Fault, Hook, Policy};
 
 /// Largest component accepted.
 pub const COMPONENT_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -275,10 +275,11 @@ impl Policy for WasmPolicy {
             }
             Err(e) => return Err(Fault(describe(&e))),
         };
-        if output.len() > OUTPUT_BYTES_MAX {
+        if output.len() > hook.output_bytes_max() {
             return Err(Fault(format!(
-                "output is {} bytes; the limit is {OUTPUT_BYTES_MAX}",
-                output.len()
+                "output is {} bytes; the limit is {}",
+                output.len(),
+                hook.output_bytes_max()
             )));
         }
         serde_json::from_str(&output)

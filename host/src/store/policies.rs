@@ -43,7 +43,8 @@ pub struct ActiveRow {
     pub source: String,
 }
 
-const SELECT: &str = "SELECT id, owner, name, hook, active_version, mode, created_at, updated_at FROM policies";
+const SELECT: &str =
+    "SELECT id, owner, name, hook, active_version, mode, created_at, updated_at FROM policies";
 
 fn policy(r: &AnyRow) -> Result<PolicyRow> {
     let get = || -> Result<PolicyRow, sqlx::Error> {
@@ -211,12 +212,13 @@ pub async fn add_version(c: &mut Conn, v: &NewVersion<'_>, now_us: i64) -> Resul
 
 /// Whether `version` of the policy exists.
 pub async fn has_version(c: &mut Conn, policy_id: &str, version: i64) -> Result<bool> {
-    let row = sqlx::query("SELECT 1 AS one FROM policy_versions WHERE policy_id = $1 AND version = $2")
-        .bind(policy_id)
-        .bind(version)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_error)?;
+    let row =
+        sqlx::query("SELECT 1 AS one FROM policy_versions WHERE policy_id = $1 AND version = $2")
+            .bind(policy_id)
+            .bind(version)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_error)?;
     Ok(row.is_some())
 }
 
@@ -228,14 +230,16 @@ pub async fn set_active(
     active: Option<(i64, &str)>,
     now_us: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE policies SET active_version = $2, mode = $3, updated_at = $4 WHERE id = $1")
-        .bind(policy_id)
-        .bind(active.map(|(v, _)| v))
-        .bind(active.map(|(_, m)| m))
-        .bind(now_us)
-        .execute(&mut *c)
-        .await
-        .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE policies SET active_version = $2, mode = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(policy_id)
+    .bind(active.map(|(v, _)| v))
+    .bind(active.map(|(_, m)| m))
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
     bump_generation(c).await
 }
 
