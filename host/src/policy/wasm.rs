@@ -15,7 +15,7 @@
 //!   called twice. BENCHMARKS.md has the figures behind this choice.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::Duration;
@@ -144,7 +144,7 @@ impl WasmPolicy {
             ));
         }
         let rt = &*RUNTIME;
-        let component = compile(rt, bytes)?;
+        let component = compile(rt, bytes, CACHE_DIR.get_or_init(|| None).as_deref())?;
         let ty = component.component_type();
         if let Some((name, _)) = ty.imports(&rt.engine).next() {
             return Err(format!(
@@ -289,18 +289,24 @@ impl Policy for WasmPolicy {
 
 /// The compiled component for `bytes`: from memory, from the disk cache, or
 /// compiled now (and then cached).
-fn compile(rt: &Runtime, bytes: &[u8]) -> Result<Component, String> {
+fn compile(rt: &Runtime, bytes: &[u8], cache: Option<&Path>) -> Result<Component, String> {
     let hash = hex::encode(Sha256::digest(bytes));
     if let Some(c) = rt.compiled.lock().ok().and_then(|m| m.get(&hash).cloned()) {
         return Ok(c);
     }
-    let cached = cache_path(rt, &hash);
-    let from_disk = cached.as_ref().filter(|p| p.exists()).and_then(|p| {
-        // SAFETY: the cache directory is the host's own local directory,
-        // written only below from `Component::serialize` of this engine's
-        // configuration (the file name carries the configuration's hash).
-        unsafe { Component::deserialize_file(&rt.engine, p) }.ok()
-    });
+    let cached = cache.map(|dir| cache_path(rt, dir, &hash));
+    // Read into memory rather than mapped: a file replaced or truncated
+    // under a mapping would fault the whole process.
+    let from_disk = cached
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|serialized| {
+            // SAFETY: the cache directory is the host's own local directory,
+            // written only below from `Component::serialize` of this engine's
+            // configuration (the file name carries the configuration's hash);
+            // wasmtime checks the header and refuses what it did not write.
+            unsafe { Component::deserialize(&rt.engine, serialized) }.ok()
+        });
     let component = match from_disk {
         Some(c) => c,
         None => {
@@ -318,12 +324,13 @@ fn compile(rt: &Runtime, bytes: &[u8]) -> Result<Component, String> {
     Ok(component)
 }
 
-fn cache_path(rt: &Runtime, hash: &str) -> Option<PathBuf> {
-    let dir = CACHE_DIR.get_or_init(|| None).as_ref()?;
+/// The cache file of a component: its content hash and the engine
+/// configuration's, so a file from another configuration is never loaded.
+fn cache_path(rt: &Runtime, dir: &Path, hash: &str) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     rt.engine.precompile_compatibility_hash().hash(&mut h);
-    Some(dir.join(format!("{hash}-{:016x}.cwasm", h.finish())))
+    dir.join(format!("{hash}-{:016x}.cwasm", h.finish()))
 }
 
 fn store_in_cache(component: &Component, path: &std::path::Path) {
@@ -380,4 +387,92 @@ fn clip(message: &str) -> String {
         end -= 1;
     }
     format!("{}…", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const HOSTILE: &[u8] = include_bytes!("../../../tests/fixtures/hostile.wasm");
+    const DEADLINE: Duration = Duration::from_secs(1);
+
+    fn idle(policy: &WasmPolicy) -> usize {
+        policy.warm.lock().unwrap().len()
+    }
+
+    #[test]
+    fn warm_instances_are_reused_and_dropped_after_a_trap() {
+        let policy = WasmPolicy::load("hostile", 1, HOSTILE).unwrap();
+        let calm = json!({"target": {"name": "calm"}});
+        let out = policy.evaluate(Hook::Authorize, &calm, DEADLINE).unwrap();
+        assert_eq!(out, json!({"decision": "allow"}));
+        assert_eq!(idle(&policy), 1, "the instance went back to the pool");
+
+        let fault = policy
+            .evaluate(Hook::Authorize, &json!({"target": {"name": "hostile:trap"}}), DEADLINE)
+            .unwrap_err();
+        assert!(fault.0.contains("trapped"), "{fault}");
+        assert_eq!(idle(&policy), 0, "a trapped instance is never reused");
+        // The next call gets a fresh instance and succeeds.
+        policy.evaluate(Hook::Authorize, &calm, DEADLINE).unwrap();
+        assert_eq!(idle(&policy), 1);
+    }
+
+    #[test]
+    fn limits_fail_closed_with_a_reason() {
+        let policy = WasmPolicy::load("hostile", 1, HOSTILE).unwrap();
+        for (marker, expected) in [
+            ("hostile:loop", "fuel"),
+            ("hostile:recursion", "stack"),
+            ("hostile:malformed", "not a JSON document"),
+        ] {
+            let fault = policy
+                .evaluate(Hook::Authorize, &json!({"target": {"name": marker}}), DEADLINE)
+                .unwrap_err();
+            // Debug and release builds may trip different limits first
+            // for the loop; the recursion and malformed output are exact.
+            if marker != "hostile:loop" {
+                assert!(fault.0.contains(expected), "{marker}: {fault}");
+            }
+        }
+        let fault = policy
+            .evaluate(Hook::Authorize, &json!({"target": {"name": "hostile:loop"}}), Duration::from_millis(20))
+            .unwrap_err();
+        assert!(fault.0.contains("fuel") || fault.0.contains("deadline"), "{fault}");
+    }
+
+    #[test]
+    fn a_compiled_component_is_cached_on_disk_and_loaded_from_there() {
+        let rt = &*RUNTIME;
+        let dir = std::env::temp_dir().join(format!("canopy-wasm-cache-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let hash = hex::encode(Sha256::digest(HOSTILE));
+        rt.compiled.lock().unwrap().remove(&hash);
+        compile(rt, HOSTILE, Some(&dir)).unwrap();
+        let file = cache_path(rt, &dir, &hash);
+        assert!(file.exists(), "serialized to {}", file.display());
+        // As after a restart: nothing in memory, the file is deserialized.
+        rt.compiled.lock().unwrap().remove(&hash);
+        let started = std::time::Instant::now();
+        let component = compile(rt, HOSTILE, Some(&dir)).unwrap();
+        let loaded_in = started.elapsed();
+        assert!(component.component_type().get_export(&rt.engine, "evaluate").is_some());
+        // A corrupt cache file is not trusted blindly: it is recompiled.
+        std::fs::write(&file, b"garbage").unwrap();
+        rt.compiled.lock().unwrap().remove(&hash);
+        compile(rt, HOSTILE, Some(&dir)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("loaded from the disk cache in {loaded_in:?}");
+    }
+
+    #[test]
+    fn components_that_import_or_lack_evaluate_are_refused() {
+        let empty = WasmPolicy::load("empty", 1, b"\0asm\x0d\0\x01\0").unwrap_err();
+        assert!(empty.contains("must export `evaluate"), "{empty}");
+        let junk = WasmPolicy::load("junk", 1, b"\0asm junk").unwrap_err();
+        assert!(junk.contains("not a valid component"), "{junk}");
+        let too_big = WasmPolicy::load("big", 1, &vec![0; COMPONENT_BYTES_MAX + 1]).unwrap_err();
+        assert!(too_big.contains("limit"), "{too_big}");
+    }
 }
