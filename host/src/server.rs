@@ -17,7 +17,6 @@ use crate::secrets::{new_secret, sha256_hex};
 use crate::store::{self, Store};
 
 /// How often expired idempotency keys are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 const OPERATOR_TOKEN_SETTING: &str = "operator_token_sha256";
 
 /// Everything `canopy serve` is configured with.
@@ -145,7 +144,7 @@ async fn operator_token(
 }
 
 async fn purge_loop(canopy: Arc<Canopy>) {
-    let mut every = tokio::time::interval(PURGE_EVERY);
+    let mut every = tokio::time::interval(canopy.settings.purge_every);
     loop {
         every.tick().await;
         let purged = async {

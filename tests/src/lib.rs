@@ -81,6 +81,9 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// The runtime of the shipped defaults.
     pub defaults_runtime: canopy::policy::DefaultsRuntime,
+    /// Keep at most this many decisions, purging every `purge_every`.
+    pub decisions_max: Option<i64>,
+    pub purge_every: Option<Duration>,
 }
 
 pub struct TestApp {
@@ -115,6 +118,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     let mut settings = Settings::default();
     if let Some(ttl) = options.invitation_ttl {
         settings.invitation_ttl = ttl;
+    }
+    if let Some(max) = options.decisions_max {
+        settings.decisions_max = max;
+    }
+    if let Some(every) = options.purge_every {
+        settings.purge_every = every;
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

@@ -396,3 +396,75 @@ async fn activation_reaches_every_host_on_postgres() {
 async fn activation_reaches_every_host_on_sqlite() {
     activation_reaches_every_host(Backend::Sqlite).await;
 }
+
+/// The decision log is bounded: past its size the oldest decisions go, and
+/// decisions older than the retention go too.
+async fn the_decision_log_is_bounded(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            decisions_max: Some(20),
+            purge_every: Some(std::time::Duration::from_millis(200)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let acme = app.parent("acme.example", "reseller").await;
+    for _ in 0..30 {
+        app.get(&format!("/v1/accounts/{}", acme.id), &acme.key)
+            .await
+            .expect(200);
+    }
+    let op = app.operator_token.clone();
+    let started = std::time::Instant::now();
+    loop {
+        let page = app
+            .get("/v1/operator/decisions?limit=1000", &op)
+            .await
+            .expect(200);
+        let n = page["data"].as_array().unwrap().len();
+        if n <= 20 && n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{n} decisions kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Past the retention (30 days by default), everything goes.
+    app.set_clock("2099-01-01T00:00:00Z").await;
+    app.get(&format!("/v1/accounts/{}", acme.id), &acme.key)
+        .await
+        .expect(200);
+    let started = std::time::Instant::now();
+    loop {
+        let page = app
+            .get("/v1/operator/decisions?limit=1000", &op)
+            .await
+            .expect(200);
+        let data = page["data"].as_array().unwrap();
+        if data
+            .iter()
+            .all(|d| d["created_at"].as_str().unwrap().starts_with("2099"))
+            && !data.is_empty()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "old decisions kept: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_is_bounded_on_sqlite() {
+    the_decision_log_is_bounded(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_is_bounded_on_postgres() {
+    the_decision_log_is_bounded(Backend::Postgres).await;
+}

@@ -468,3 +468,73 @@ async fn killed_mid_load_sqlite() {
 async fn killed_mid_load_postgres() {
     killed_mid_load_leaves_the_ledger_balanced(Backend::Postgres).await;
 }
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// `canopy policy check` prints each decision with the time it took, for a
+/// Rhai script and a Wasm component alike.
+#[test]
+fn policy_check_prints_decisions_and_times_in_both_runtimes() {
+    for file in ["policies/authorize.rhai", "policies/authorize.wasm"] {
+        let out = canopy(&["policy", "check", &repo(file), "--hook", "authorize"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let decisions: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+        assert!(
+            decisions.len() >= 3,
+            "{file}: one line per sample\n{stdout}"
+        );
+        assert!(
+            decisions.iter().all(|l| l.ends_with(" us)")),
+            "{file}: each with its time\n{stdout}"
+        );
+        assert!(stdout.contains(r#""decision":"deny""#), "{file}: {stdout}");
+    }
+}
+
+#[test]
+fn policy_check_fails_closed_on_hostile_input_and_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(&input, r#"{"target": {"name": "hostile:loop"}}"#).unwrap();
+    let input = input.display().to_string();
+    for file in ["tests/fixtures/hostile.wasm", "tests/fixtures/hostile.rhai"] {
+        let out = canopy(&[
+            "policy",
+            "check",
+            &repo(file),
+            "--hook",
+            "authorize",
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+        assert!(!out.status.success(), "{file}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.contains("fails closed"), "{file}: {stdout}");
+    }
+    let broken = dir.path().join("broken.rhai");
+    std::fs::write(&broken, "fn evaluate(hook, input) { let }").unwrap();
+    let out = canopy(&[
+        "policy",
+        "check",
+        &broken.display().to_string(),
+        "--hook",
+        "authorize",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("does not compile"), "{stderr}");
+}

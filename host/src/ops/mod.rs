@@ -37,6 +37,8 @@ pub struct Settings {
     /// How long decisions are kept, and at most how many.
     pub decision_retention: Duration,
     pub decisions_max: i64,
+    /// How often expired idempotency keys and old decisions are purged.
+    pub purge_every: Duration,
     /// How often a host checks whether another host changed the active
     /// policies.
     pub policy_poll: Duration,
@@ -49,6 +51,7 @@ impl Default for Settings {
             session_ttl: Duration::from_secs(24 * 3600),
             decision_retention: Duration::from_secs(30 * 24 * 3600),
             decisions_max: 1_000_000,
+            purge_every: Duration::from_secs(600),
             policy_poll: Duration::from_millis(500),
         }
     }

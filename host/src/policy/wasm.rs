@@ -410,7 +410,11 @@ mod tests {
         assert_eq!(idle(&policy), 1, "the instance went back to the pool");
 
         let fault = policy
-            .evaluate(Hook::Authorize, &json!({"target": {"name": "hostile:trap"}}), DEADLINE)
+            .evaluate(
+                Hook::Authorize,
+                &json!({"target": {"name": "hostile:trap"}}),
+                DEADLINE,
+            )
             .unwrap_err();
         assert!(fault.0.contains("trapped"), "{fault}");
         assert_eq!(idle(&policy), 0, "a trapped instance is never reused");
@@ -428,7 +432,11 @@ mod tests {
             ("hostile:malformed", "not a JSON document"),
         ] {
             let fault = policy
-                .evaluate(Hook::Authorize, &json!({"target": {"name": marker}}), DEADLINE)
+                .evaluate(
+                    Hook::Authorize,
+                    &json!({"target": {"name": marker}}),
+                    DEADLINE,
+                )
                 .unwrap_err();
             // Debug and release builds may trip different limits first
             // for the loop; the recursion and malformed output are exact.
@@ -437,15 +445,23 @@ mod tests {
             }
         }
         let fault = policy
-            .evaluate(Hook::Authorize, &json!({"target": {"name": "hostile:loop"}}), Duration::from_millis(20))
+            .evaluate(
+                Hook::Authorize,
+                &json!({"target": {"name": "hostile:loop"}}),
+                Duration::from_millis(20),
+            )
             .unwrap_err();
-        assert!(fault.0.contains("fuel") || fault.0.contains("deadline"), "{fault}");
+        assert!(
+            fault.0.contains("fuel") || fault.0.contains("deadline"),
+            "{fault}"
+        );
     }
 
     #[test]
     fn a_compiled_component_is_cached_on_disk_and_loaded_from_there() {
         let rt = &*RUNTIME;
-        let dir = std::env::temp_dir().join(format!("canopy-wasm-cache-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("canopy-wasm-cache-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let hash = hex::encode(Sha256::digest(HOSTILE));
         rt.compiled.lock().unwrap().remove(&hash);
@@ -457,7 +473,12 @@ mod tests {
         let started = std::time::Instant::now();
         let component = compile(rt, HOSTILE, Some(&dir)).unwrap();
         let loaded_in = started.elapsed();
-        assert!(component.component_type().get_export(&rt.engine, "evaluate").is_some());
+        assert!(
+            component
+                .component_type()
+                .get_export(&rt.engine, "evaluate")
+                .is_some()
+        );
         // A corrupt cache file is not trusted blindly: it is recompiled.
         std::fs::write(&file, b"garbage").unwrap();
         rt.compiled.lock().unwrap().remove(&hash);
