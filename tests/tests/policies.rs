@@ -240,3 +240,67 @@ async fn a_cascade_plan_may_return_budgets_sqlite() {
 async fn a_cascade_plan_may_return_budgets_postgres() {
     suspension_returns_budgets(Backend::Postgres).await;
 }
+
+/// The shipped defaults as Wasm components decide like the Rhai ones (the
+/// differential test compares them on thousands of inputs; this runs them
+/// in a real server).
+async fn wasm_defaults_decide_like_the_rhai_ones(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        Options {
+            defaults_runtime: canopy::policy::DefaultsRuntime::Wasm,
+            ..Options::default()
+        },
+    )
+    .await;
+    let parent = app.parent("acme.example", "reseller").await;
+    let refused = app
+        .try_sub(&parent, "Team", "team@gmail.com", json!({}))
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(refused["policy"]["id"], "default.subaccount.validate");
+    assert_eq!(refused["errors"][0]["field"], "email");
+    let sub = app.sub(&parent, "Team", "team@acme.example").await;
+    let sub_admin = app
+        .accept(
+            sub.invitation.as_deref().unwrap(),
+            "Sub Admin",
+            "a long password 1",
+        )
+        .await;
+    // Reseller sub-accounts do not see their prices; their parent does
+    // (visibility).
+    let own = app
+        .get(&format!("/v1/accounts/{}", sub.id), &sub_admin)
+        .await
+        .expect(200);
+    assert!(own.get("prices").is_none(), "{own}");
+    let by_parent = app
+        .get(&format!("/v1/accounts/{}", sub.id), &parent.key)
+        .await
+        .expect(200);
+    assert_eq!(by_parent["prices"]["sms"], "0.0075");
+    // A basic user may not invite members (authorize).
+    let basic = app
+        .member(&sub_admin, &sub.id, "basic@acme.example", "basic")
+        .await;
+    let denied = app
+        .post(
+            &format!("/v1/accounts/{}/members", sub.id),
+            &basic,
+            json!({"email": "x@acme.example", "role": "basic"}),
+        )
+        .await
+        .expect_problem(403, "policy_denied");
+    assert_eq!(denied["policy"]["id"], "default.authorize");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_defaults_on_sqlite() {
+    wasm_defaults_decide_like_the_rhai_ones(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_defaults_on_postgres() {
+    wasm_defaults_decide_like_the_rhai_ones(Backend::Postgres).await;
+}
