@@ -78,13 +78,15 @@ both_backends! {
         assert_eq!(app.request(Method::GET, "/healthz", None, None).await.expect(200)["status"], "ok");
         assert_eq!(app.request(Method::GET, "/readyz", None, None).await.expect(200)["status"], "ready");
         let spec = app.request(Method::GET, "/openapi.json", None, None).await.expect(200);
-        for path in ["/v1/operator/accounts", "/v1/accounts/{id}/subaccounts", "/v1/invitations/accept", "/v1/sessions", "/v1/accounts/{id}/members"] {
+        for path in ["/v1/operator/accounts", "/v1/accounts/{id}/subaccounts", "/v1/invitations/accept", "/v1/sessions", "/v1/accounts/{id}/members", "/v1/accounts/{parent_id}/policies", "/v1/accounts/{parent_id}/policies/{policy_id}/versions/{version}/activate", "/v1/accounts/{id}/decisions", "/v1/operator/policies", "/v1/operator/policy-settings"] {
             assert!(spec["paths"].get(path).is_some(), "{path} is documented");
         }
         let docs = app.request(Method::GET, "/docs", None, None).await.expect(200);
         assert!(docs.as_str().unwrap().contains("/v1/accounts/{id}/subaccounts"));
         let metrics = app.request(Method::GET, "/metrics", None, None).await.expect(200);
         assert!(metrics.as_str().unwrap().contains("canopy_http_requests_total{method=\"GET\",status=\"200\"}"));
+        assert!(metrics.as_str().unwrap().contains("canopy_decisions_dropped_total 0"));
+        assert!(metrics.as_str().unwrap().contains("canopy_policy_generation "));
         app.request(Method::GET, "/v1/nowhere", None, None).await.expect_problem(404, "not_found");
     }
 

@@ -100,6 +100,15 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "canopy_http_request_seconds_sum{{method=\"{method}\",status=\"{status}\"}} {secs:.6}\n"
         ));
     }
+    let policies = &s.canopy.policies;
+    out.push_str(&format!(
+        "# HELP canopy_decisions_dropped_total Decisions not logged because the log's queue was full.\n# TYPE canopy_decisions_dropped_total counter\ncanopy_decisions_dropped_total {}\n",
+        policies.decisions_dropped()
+    ));
+    out.push_str(&format!(
+        "# HELP canopy_policy_generation The policy generation this host has loaded.\n# TYPE canopy_policy_generation gauge\ncanopy_policy_generation {}\n",
+        policies.layers().generation
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

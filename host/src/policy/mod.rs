@@ -339,6 +339,11 @@ impl Policies {
         let _ = self.log.set(log);
     }
 
+    /// Decisions the log dropped because its queue was full.
+    pub fn decisions_dropped(&self) -> u64 {
+        self.log.get().map_or(0, DecisionLog::dropped)
+    }
+
     /// The uploaded policies in force.
     pub fn layers(&self) -> Arc<Layers> {
         self.layers
