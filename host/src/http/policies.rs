@@ -428,15 +428,7 @@ async fn list_decisions(
     Path(id): Path<String>,
     Query(q): Query<DecisionQuery>,
 ) -> Result<Json<List<DecisionView>>> {
-    let (filter, page) = q.split()?;
-    let page = s
-        .canopy
-        .list_decisions(&p, Some(&id), filter, &page)
-        .await?;
-    Ok(Json(List {
-        data: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: cursor(page.next_after),
-    }))
+    decisions(&s, &p, Some(&id), q).await
 }
 
 /// Every decision on the platform (operator); newest first.
@@ -447,8 +439,17 @@ async fn list_platform_decisions(
     Caller(p): Caller,
     Query(q): Query<DecisionQuery>,
 ) -> Result<Json<List<DecisionView>>> {
+    decisions(&s, &p, None, q).await
+}
+
+async fn decisions(
+    s: &AppState,
+    p: &Principal,
+    account: Option<&str>,
+    q: DecisionQuery,
+) -> Result<Json<List<DecisionView>>> {
     let (filter, page) = q.split()?;
-    let page = s.canopy.list_decisions(&p, None, filter, &page).await?;
+    let page = s.canopy.list_decisions(p, account, filter, &page).await?;
     Ok(Json(List {
         data: page.items.into_iter().map(Into::into).collect(),
         next_cursor: cursor(page.next_after),
