@@ -120,7 +120,7 @@ fn native(p: &PrincipalDoc, action: &str) -> bool {
 /// What the host does per decision around `Policy::evaluate`.
 fn hosted(policy: &dyn Policy, case: &Case) -> bool {
     let target = input::account(&case.target, case.parent.as_ref());
-    let doc = input::authorize(&case.principal, case.action, &target, &[]);
+    let doc = input::authorize(&case.principal, case.action, target, &[]);
     let out = policy
         .evaluate(Hook::Authorize, &doc, EVALUATION_DEADLINE)
         .expect("the policy evaluates");
@@ -566,11 +566,11 @@ fn authorize(c: &mut Criterion) {
 
         // Where the time of a hosted decision goes.
         let target = input::account(&case.target, case.parent.as_ref());
-        let doc = input::authorize(&case.principal, case.action, &target, &[]);
+        let doc = input::authorize(&case.principal, case.action, target, &[]);
         g.bench_with_input(BenchmarkId::new("part_input_doc", name), case, |b, c| {
             b.iter(|| {
                 let target = input::account(&c.target, c.parent.as_ref());
-                input::authorize(&c.principal, c.action, &target, &[])
+                input::authorize(&c.principal, c.action, target, &[])
             })
         });
         g.bench_with_input(
@@ -626,7 +626,7 @@ fn authorize(c: &mut Criterion) {
         );
         // The same decision without the target document (`"target": null`):
         // what the target's fields cost a policy that reads none of them.
-        let bare = input::authorize(&case.principal, case.action, &serde_json::Value::Null, &[]);
+        let bare = input::authorize(&case.principal, case.action, serde_json::Value::Null, &[]);
         g.bench_with_input(
             BenchmarkId::new("part_rhai_evaluate_no_target", name),
             &bare,

@@ -183,7 +183,7 @@ impl Canopy {
 
     /// `authorize` for an actor's action; `fields` names what a change sets.
     pub async fn authorize(&self, actor: &Actor, action: &str, fields: &[&str]) -> Result<()> {
-        let doc = input::authorize(&actor.principal_doc(), action, &actor.target_doc(), fields);
+        let doc = input::authorize(&actor.principal_doc(), action, actor.target_doc(), fields);
         self.policies
             .authorize(&actor_scope(actor, action), doc)
             .await
@@ -198,19 +198,14 @@ impl Canopy {
         self.policies
             .authorize(
                 &scope,
-                input::authorize(&PrincipalDoc::operator(), action, &target, &[]),
+                input::authorize(&PrincipalDoc::operator(), action, target, &[]),
             )
             .await
     }
 
     /// `visibility` of `resource` in the actor's target.
     pub async fn view(&self, actor: &Actor, action: &str, resource: &str) -> Result<View> {
-        let doc = input::visibility(
-            &actor.principal_doc(),
-            action,
-            resource,
-            &actor.target_doc(),
-        );
+        let doc = input::visibility(&actor.principal_doc(), action, resource, actor.target_doc());
         self.policies
             .visibility(&actor_scope(actor, action), doc)
             .await
@@ -229,7 +224,7 @@ impl Canopy {
         self.policies
             .visibility(
                 &scope,
-                input::visibility(&PrincipalDoc::operator(), action, resource, &target),
+                input::visibility(&PrincipalDoc::operator(), action, resource, target),
             )
             .await
     }

@@ -150,7 +150,7 @@ impl Canopy {
         let doc = input::cascade(
             &principal,
             event.name(),
-            &input::account(target, target_parent),
+            input::account(target, target_parent),
             subs,
             &budgets,
         );

@@ -262,8 +262,8 @@ impl Canopy {
                 input::validate(
                     &actor.principal_doc(),
                     "subaccount.create",
-                    &parent_doc,
-                    &parent_doc,
+                    parent_doc.clone(),
+                    parent_doc,
                     &submitted,
                 ),
             )
@@ -463,8 +463,8 @@ impl Canopy {
                     input::validate(
                         &actor.principal_doc(),
                         "subaccount.update",
-                        &target_doc,
-                        &parent_doc,
+                        target_doc,
+                        parent_doc,
                         &submitted,
                     ),
                 )

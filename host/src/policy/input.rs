@@ -82,7 +82,9 @@ pub fn account(a: &Account, parent: Option<&Account>) -> Value {
 
 /// `authorize`: may `principal` do `action` on `target`? `fields` names the
 /// fields a change would set (empty for other actions).
-pub fn authorize(principal: &PrincipalDoc, action: &str, target: &Value, fields: &[&str]) -> Value {
+/// Documents take `target` (and `parent`) by value: `json!` would otherwise
+/// serialize a borrowed tree into a copy, the costliest step of a decision.
+pub fn authorize(principal: &PrincipalDoc, action: &str, target: Value, fields: &[&str]) -> Value {
     json!({
         "hook": Hook::Authorize.name(),
         "principal": principal.to_json(),
@@ -108,8 +110,8 @@ pub struct SubmittedFields {
 pub fn validate(
     principal: &PrincipalDoc,
     action: &str,
-    target: &Value,
-    parent: &Value,
+    target: Value,
+    parent: Value,
     fields: &SubmittedFields,
 ) -> Value {
     json!({
@@ -130,7 +132,7 @@ pub fn validate(
 }
 
 /// `visibility`: what may `principal` see of `resource` in `target`?
-pub fn visibility(principal: &PrincipalDoc, action: &str, resource: &str, target: &Value) -> Value {
+pub fn visibility(principal: &PrincipalDoc, action: &str, resource: &str, target: Value) -> Value {
     json!({
         "hook": Hook::Visibility.name(),
         "principal": principal.to_json(),
@@ -145,7 +147,7 @@ pub fn visibility(principal: &PrincipalDoc, action: &str, resource: &str, target
 pub fn cascade(
     principal: &PrincipalDoc,
     event: &str,
-    target: &Value,
+    target: Value,
     subaccounts: &[Account],
     budgets: &std::collections::HashMap<String, crate::domain::Amount>,
 ) -> Value {
@@ -233,28 +235,33 @@ mod tests {
         let built = [
             (
                 Hook::Authorize,
-                authorize(&principal(), "subaccount.suspend", &sub_doc, &["name"]),
+                authorize(
+                    &principal(),
+                    "subaccount.suspend",
+                    sub_doc.clone(),
+                    &["name"],
+                ),
             ),
             (
                 Hook::SubaccountValidate,
                 validate(
                     &principal(),
                     "subaccount.update",
-                    &sub_doc,
-                    &parent_doc,
+                    sub_doc.clone(),
+                    parent_doc.clone(),
                     &fields,
                 ),
             ),
             (
                 Hook::Visibility,
-                visibility(&principal(), "account.read", "account", &sub_doc),
+                visibility(&principal(), "account.read", "account", sub_doc.clone()),
             ),
             (
                 Hook::Cascade,
                 cascade(
                     &principal(),
                     "subaccount.suspended",
-                    &sub_doc,
+                    sub_doc.clone(),
                     std::slice::from_ref(&sub),
                     &[(
                         sub.id.clone(),
@@ -302,7 +309,7 @@ mod tests {
         let doc = cascade(
             &PrincipalDoc::operator(),
             "parent.suspended",
-            &account(&parent(), None),
+            account(&parent(), None),
             &subs,
             &budgets,
         );

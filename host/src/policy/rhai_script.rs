@@ -102,8 +102,7 @@ impl Policy for RhaiPolicy {
     }
 
     fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault> {
-        let input =
-            rhai::serde::to_dynamic(input).map_err(|e| Fault(format!("input conversion: {e}")))?;
+        let input = dynamic_of(input);
         DEADLINE.with(|d| d.set(Some(Instant::now() + deadline)));
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         let result = ENGINE.call_fn_with_options::<Dynamic>(
@@ -132,6 +131,29 @@ impl Policy for RhaiPolicy {
             )));
         }
         Ok(output)
+    }
+}
+
+/// The input document as Rhai values: maps, arrays, strings, integers
+/// (floats where a number is not an `i64`), `()` for null. The same as
+/// `rhai::serde::to_dynamic`, without the serializer's detour.
+fn dynamic_of(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => rhai::ImmutableString::from(s.as_str()).into(),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(dynamic_of).collect()),
+        Value::Object(fields) => {
+            let mut map = rhai::Map::new();
+            for (k, v) in fields {
+                map.insert(k.as_str().into(), dynamic_of(v));
+            }
+            Dynamic::from_map(map)
+        }
     }
 }
 
