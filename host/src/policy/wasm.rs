@@ -178,7 +178,10 @@ impl WasmPolicy {
     /// measuring the difference).
     pub fn fresh_instances(mut self) -> WasmPolicy {
         self.reuse = false;
-        self.warm.get_mut().map(|w| w.clear()).ok();
+        if let Ok(idle) = self.warm.get_mut() {
+            RUNTIME.warm_total.fetch_sub(idle.len(), Ordering::Relaxed);
+            idle.clear();
+        }
         self
     }
 
