@@ -57,6 +57,12 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     InvitationExpired(String),
+    /// The route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Too many attempts; retry after this many seconds.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after_secs: u64 },
     /// Anything the caller cannot fix; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -101,6 +107,8 @@ impl Error {
             Error::PolicyFailed(_) => "policy_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::InvitationExpired(_) => "invitation_expired",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Internal(_) => "internal",
         }
     }
@@ -119,6 +127,8 @@ impl Error {
             Error::InsufficientFunds(_) => 402,
             Error::PayloadTooLarge(_) => 413,
             Error::InvitationExpired(_) => 410,
+            Error::MethodNotAllowed(_) => 405,
+            Error::RateLimited { .. } => 429,
             Error::PolicyFailed(_) | Error::Internal(_) => 500,
         }
     }

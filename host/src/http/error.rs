@@ -41,6 +41,8 @@ fn title(code: &str) -> &'static str {
         "policy_failed" => "Policy failed",
         "payload_too_large" => "Payload too large",
         "invitation_expired" => "Invitation expired",
+        "method_not_allowed" => "Method not allowed",
+        "rate_limited" => "Too many requests",
         _ => "Internal error",
     }
 }
@@ -49,6 +51,12 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
+        let retry_after = match &self {
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let detail = match &self {
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
@@ -81,6 +89,11 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
