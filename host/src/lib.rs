@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod crashpoint;
 pub mod domain;
 pub mod error;
 pub mod http;

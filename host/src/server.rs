@@ -76,6 +76,9 @@ impl Host {
             .reload_policies()
             .await
             .map_err(|e| format!("cannot load the active policies: {e}"))?;
+        if config.test_clock {
+            crate::crashpoint::arm_from_env();
+        }
         Ok(Host {
             canopy: Arc::new(canopy),
             test_clock: config.test_clock,

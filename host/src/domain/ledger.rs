@@ -154,17 +154,51 @@ pub fn month_of(t: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", t.year(), t.month())
 }
 
-/// What a postpaid parent may still spend this month: the limit minus
-/// usage and allocations plus returns, never above the limit.
-pub fn available_credit(
-    limit: Amount,
-    usage: Amount,
-    allocated: Amount,
-    returned: Amount,
-) -> Amount {
-    let spent = usage.decimal() + allocated.decimal() - returned.decimal();
-    let available = (limit.decimal() - spent).min(limit.decimal());
-    Amount::new(available).unwrap_or(Amount::ZERO)
+/// A month's counters of a postpaid parent (or a shared-usage
+/// sub-account). `restored` is the part of `returned` that gave credit
+/// back: never more than was used and allocated in the same month, so
+/// budget allocated last month and returned this month cannot lift this
+/// month past its limit. The store keeps the same rule
+/// (`monthly_net_not_negative`, `within_monthly_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthCounters {
+    pub usage: Amount,
+    pub allocated: Amount,
+    pub returned: Amount,
+    pub restored: Amount,
+}
+
+impl Default for MonthCounters {
+    fn default() -> MonthCounters {
+        MonthCounters {
+            usage: Amount::ZERO,
+            allocated: Amount::ZERO,
+            returned: Amount::ZERO,
+            restored: Amount::ZERO,
+        }
+    }
+}
+
+impl MonthCounters {
+    /// What the month spent: usage and allocations, less the returns that
+    /// gave credit back. Never negative.
+    pub fn spent(&self) -> Amount {
+        let spent = self.usage.decimal() + self.allocated.decimal() - self.restored.decimal();
+        Amount::new(spent.max(rust_decimal::Decimal::ZERO)).unwrap_or(Amount::ZERO)
+    }
+
+    /// What a return of `amount` gives back: at most what the month spent.
+    pub fn restores(&self, amount: Amount) -> Amount {
+        amount.min(self.spent())
+    }
+}
+
+/// What a postpaid parent may still spend this month: the limit minus what
+/// the month spent, never above the limit (and zero once a lowered limit is
+/// passed).
+pub fn available_credit(limit: Amount, month: &MonthCounters) -> Amount {
+    let available = limit.decimal() - month.spent().decimal();
+    Amount::new(available.max(rust_decimal::Decimal::ZERO)).unwrap_or(Amount::ZERO)
 }
 
 /// How a message (or any usage) by `account` is paid: which ledger account
@@ -308,21 +342,43 @@ mod tests {
     }
 
     #[test]
-    fn available_credit_counts_usage_allocations_and_returns_and_never_exceeds_the_limit() {
+    fn available_credit_counts_usage_allocations_and_restoring_returns() {
         let limit = amount("1000");
+        let month = |usage, allocated, returned, restored| MonthCounters {
+            usage: amount(usage),
+            allocated: amount(allocated),
+            returned: amount(returned),
+            restored: amount(restored),
+        };
         assert_eq!(
-            available_credit(limit, amount("200"), amount("300"), Amount::ZERO),
+            available_credit(limit, &month("200", "300", "0", "0")),
             amount("500")
         );
         assert_eq!(
-            available_credit(limit, Amount::ZERO, amount("300"), amount("100")),
+            available_credit(limit, &month("0", "300", "100", "100")),
             amount("800")
         );
-        // Returning budget allocated last month does not lift it past the limit.
+        // A lowered limit below what was spent leaves nothing, never a
+        // negative credit.
         assert_eq!(
-            available_credit(limit, Amount::ZERO, Amount::ZERO, amount("250")),
-            limit
+            available_credit(amount("100"), &month("200", "0", "0", "0")),
+            Amount::ZERO
         );
+    }
+
+    #[test]
+    fn a_return_restores_at_most_what_the_month_spent() {
+        // Budget allocated last month and returned this month gives nothing
+        // back: the month spent nothing.
+        let empty = MonthCounters::default();
+        assert_eq!(empty.restores(amount("1000")), Amount::ZERO);
+        let spent = MonthCounters {
+            usage: amount("100"),
+            allocated: amount("300"),
+            ..MonthCounters::default()
+        };
+        assert_eq!(spent.restores(amount("250")), amount("250"));
+        assert_eq!(spent.restores(amount("900")), amount("400"));
     }
 
     #[test]

@@ -31,6 +31,24 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// `Option<Caller>`: no `Authorization` header is `None`; a header with
+/// an unknown token is still a 401.
+impl axum::extract::OptionalFromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Caller>, Error> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 fn bearer(parts: &Parts) -> Result<&str, Error> {
     let missing = || {
         Error::Unauthenticated(

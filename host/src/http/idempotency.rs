@@ -1,34 +1,38 @@
 //! `Idempotency-Key` on POSTs under `/v1/accounts` and `/v1/operator`
-//! (API.md): the first response, success or 4xx, is stored with a hash of
-//! the request and replayed with `Idempotent-Replayed: true`; the same key
-//! with another request is 409 `idempotency_conflict`; a 5xx is not kept.
+//! (API.md, invariant 7). A key is scoped by the principal, the account
+//! acted in and the route (never the raw path: `acct%5F1` is `acct_1`).
+//!
+//! Nothing is claimed before the request runs: the key's row is written by
+//! the effect's own transaction (`store::idempotency`), and the answer
+//! (success or 4xx, without secrets) is stored after. A replay returns it
+//! with `Idempotent-Replayed: true`, and `Idempotent-Redacted` naming the
+//! secret fields it leaves out; the same key with another request is 409
+//! `idempotency_conflict`; a 5xx is not kept. When a crash lost the answer
+//! of a committed request, the retry runs again knowing that: the
+//! operation answers from what was committed (a message) or refuses with a
+//! 409 naming what it created, and never repeats the effect.
+
+use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use super::extract::Caller;
 use super::{AppState, BODY_BYTES_MAX};
-use crate::Error;
 use crate::secrets::sha256_hex;
-use crate::store::idempotency::{self, Claim};
+use crate::store::idempotency::{self, Answer, Guard, Stored};
+use crate::{Error, crashpoint};
 
 /// Longest key accepted (API.md).
 const KEY_LEN_MAX: usize = 255;
 /// Largest response kept for replay.
 const STORED_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
-
-/// The account a request acts in, which scopes its keys.
-fn scope(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/v1/")?;
-    if rest.starts_with("operator/") {
-        return Some("operator".into());
-    }
-    rest.strip_prefix("accounts/")
-        .map(|r| r.split('/').next().unwrap_or_default().to_string())
-}
+/// Response fields that are secrets: never stored, left out of replays.
+const SECRET_FIELDS: [&str; 2] = ["secret", "token"];
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
@@ -37,17 +41,21 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = req.headers().get("idempotency-key").cloned() else {
         return next.run(req).await;
     };
-    let Some(scope) = scope(req.uri().path()) else {
+    let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
         return next.run(req).await;
     };
-    match replay_or_run(state, scope, key, req, next).await {
+    if !route.as_str().starts_with("/v1/accounts/") && !route.as_str().starts_with("/v1/operator/")
+    {
+        return next.run(req).await;
+    }
+    match replay_or_run(state, route, key, req, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
 async fn replay_or_run(
     state: AppState,
-    scope: String,
+    route: MatchedPath,
     key: HeaderValue,
     req: Request,
     next: Next,
@@ -69,7 +77,22 @@ async fn replay_or_run(
     let caller = Caller::from_request_parts(&mut parts, &state)
         .await
         .map_err(IntoResponse::into_response)?;
-    let limit = if parts.uri.path().ends_with("/policies") {
+    // The decoded path parameters: the account acted in, and the rest.
+    let params = RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let decoded: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let account = decoded
+        .iter()
+        .find(|(k, _)| k == "id" || k == "parent_id" || k == "sub_id")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("-");
+    let scope =
+        sha256_hex(format!("{}\0{account}\0{}", caller.0.identity(), route.as_str()).as_bytes());
+    let limit = if route.as_str().ends_with("/policies") {
         super::policies::UPLOAD_BODY_BYTES_MAX
     } else {
         BODY_BYTES_MAX
@@ -81,20 +104,17 @@ async fn replay_or_run(
         .into_response()
     })?;
     let mut fingerprint = Vec::with_capacity(bytes.len() + 128);
-    fingerprint.extend_from_slice(parts.uri.to_string().as_bytes());
-    fingerprint.push(0);
-    fingerprint.extend_from_slice(caller.0.identity().as_bytes());
-    fingerprint.push(0);
+    for (k, v) in &decoded {
+        fingerprint.extend_from_slice(format!("{k}={v}\0").as_bytes());
+    }
     fingerprint.extend_from_slice(&bytes);
     let request_hash = sha256_hex(&fingerprint);
 
     let canopy = &state.canopy;
     let now_us = canopy.clock.now_us();
-    let claim = async {
-        let mut tx = canopy.store.begin().await?;
-        let claim = idempotency::claim(&mut tx, &scope, &key, &request_hash, now_us).await?;
-        tx.commit().await.map_err(crate::store::db_error)?;
-        Ok::<_, Error>(claim)
+    let stored = async {
+        let mut c = canopy.store.reader().await?;
+        idempotency::find(&mut c, &scope, &key, now_us).await
     }
     .await
     .map_err(IntoResponse::into_response)?;
@@ -104,58 +124,90 @@ async fn replay_or_run(
         )
         .into_response()
     };
-    match claim {
-        Claim::Replay { request_hash: stored, .. } | Claim::InProgress { request_hash: stored } if stored != request_hash => {
-            Err(different())
-        }
-        Claim::InProgress { .. } => Err(Error::IdempotencyConflict(
-            "the first request with this Idempotency-Key is still in progress; retry when it has answered".into(),
-        )
-        .into_response()),
-        Claim::Replay { status, content_type, body, .. } => {
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            if let Ok(ct) = HeaderValue::from_str(&content_type) {
-                response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    let committed = match stored {
+        Some(
+            Stored::Answer {
+                request_hash: h, ..
             }
-            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(response)
+            | Stored::Committed {
+                request_hash: h, ..
+            },
+        ) if h != request_hash => {
+            return Err(different());
         }
-        Claim::First => {
-            parts.extensions.insert(caller);
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            Ok(remember(&state, &scope, &key, response).await)
-        }
+        Some(Stored::Answer {
+            status,
+            content_type,
+            body,
+            redacted,
+            ..
+        }) => return Ok(replay(status, &content_type, body, redacted.as_deref())),
+        Some(Stored::Committed { resource, .. }) => Some(resource),
+        None => None,
+    };
+    let guard = Arc::new(Guard::new(scope, key, request_hash, now_us, committed));
+    parts.extensions.insert(caller);
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let mut response = idempotency::guarded(guard.clone(), next.run(request)).await;
+    if guard.recorded() {
+        crashpoint::hit(crashpoint::AFTER_EFFECT_COMMIT);
     }
+    if guard.committed.is_some() && !guard.conflicted() && response.status().is_success() {
+        // Answered again from what an earlier request committed.
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    let response = remember(&state, &guard, response).await;
+    crashpoint::hit(crashpoint::AFTER_ANSWER_STORED);
+    Ok(response)
 }
 
-/// Stores a first response (not a 5xx), or frees the key for a retry.
-async fn remember(state: &AppState, scope: &str, key: &str, response: Response) -> Response {
+fn replay(status: u16, content_type: &str, body: String, redacted: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if let Ok(ct) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if let Some(fields) = redacted.and_then(|r| HeaderValue::from_str(r).ok()) {
+        response.headers_mut().insert("idempotent-redacted", fields);
+    }
+    response
+}
+
+/// Stores an answer (not a 5xx, not a conflict of the key itself), without
+/// its secrets.
+async fn remember(state: &AppState, guard: &Guard, response: Response) -> Response {
+    if response.status().is_server_error() || guard.conflicted() {
+        return response;
+    }
     let (parts, body) = response.into_parts();
     let stored = async {
         let bytes = to_bytes(body, STORED_RESPONSE_BYTES_MAX)
             .await
             .map_err(Error::internal)?;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (text, redacted) = without_secrets(&bytes);
+        let redacted = (!redacted.is_empty()).then(|| redacted.join(", "));
         let mut tx = state.canopy.store.begin().await?;
-        if parts.status.is_server_error() {
-            idempotency::release(&mut tx, scope, key).await?;
-        } else {
-            let content_type = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let text = String::from_utf8_lossy(&bytes);
-            idempotency::complete(
-                &mut tx,
-                scope,
-                key,
-                parts.status.as_u16(),
+        idempotency::remember(
+            &mut tx,
+            guard,
+            &Answer {
+                status: parts.status.as_u16(),
                 content_type,
-                &text,
-            )
-            .await?;
-        }
+                body: &text,
+                redacted: redacted.as_deref(),
+            },
+        )
+        .await?;
         tx.commit().await.map_err(crate::store::db_error)?;
         Ok::<_, Error>(bytes)
     }
@@ -166,17 +218,55 @@ async fn remember(state: &AppState, scope: &str, key: &str, response: Response) 
     }
 }
 
+/// The body as stored for replays: every secret field removed, and the
+/// paths of those removed.
+fn without_secrets(bytes: &[u8]) -> (String, Vec<String>) {
+    let Ok(mut value) = serde_json::from_slice::<Value>(bytes) else {
+        return (String::from_utf8_lossy(bytes).into_owned(), vec![]);
+    };
+    let mut removed = vec![];
+    strip(&mut value, "", &mut removed);
+    (value.to_string(), removed)
+}
+
+fn strip(value: &mut Value, path: &str, removed: &mut Vec<String>) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match value {
+        Value::Object(map) => {
+            for field in SECRET_FIELDS {
+                if map.remove(field).is_some() {
+                    removed.push(join(field));
+                }
+            }
+            for (k, v) in map.iter_mut() {
+                strip(v, &join(k), removed);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                strip(item, &format!("{path}[]"), removed);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::scope;
+    use super::without_secrets;
 
     #[test]
-    fn keys_are_scoped_to_the_account_acted_in() {
-        assert_eq!(
-            scope("/v1/accounts/acct_1/subaccounts").as_deref(),
-            Some("acct_1")
-        );
-        assert_eq!(scope("/v1/operator/accounts").as_deref(), Some("operator"));
-        assert_eq!(scope("/v1/sessions"), None);
+    fn secrets_are_never_stored_for_replay() {
+        let body = br#"{"account":{"id":"acct_1"},"api_key":{"id":"key_1","secret":"ck_x"},"invitation":{"token":"ci_y","expires_at":"t"}}"#;
+        let (text, removed) = without_secrets(body);
+        assert!(!text.contains("ck_x") && !text.contains("ci_y"), "{text}");
+        assert!(text.contains("key_1") && text.contains("acct_1"));
+        assert_eq!(removed, vec!["api_key.secret", "invitation.token"]);
     }
 }

@@ -85,9 +85,11 @@ async fn remove_member(
     responses((status = 200, body = AcceptedView), (status = "4XX", body = Problem)))]
 async fn accept_invitation(
     State(s): State<AppState>,
+    caller: Option<Caller>,
     Body(req): Body<Acceptance>,
 ) -> Result<Json<AcceptedView>> {
-    Ok(Json(s.canopy.accept_invitation(req).await?.into()))
+    let proof = caller.map(|Caller(p)| p);
+    Ok(Json(s.canopy.accept_invitation(req, proof).await?.into()))
 }
 
 /// Sign in with e-mail and password.

@@ -6,6 +6,7 @@ mod accounts;
 mod error;
 mod extract;
 mod idempotency;
+mod identity;
 mod members;
 mod money;
 mod operator;
@@ -67,6 +68,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(operator::router())
         .merge(accounts::router())
         .merge(members::router())
+        .merge(identity::router())
         .merge(money::router())
         .merge(policies::router())
         .merge(system::router())
@@ -93,14 +95,16 @@ pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
                 .expect("the OpenAPI document serializes"),
         ),
     };
+    // Idempotency wraps each matched route, so it knows the route and its
+    // decoded parameters.
     routes
-        .merge(system::unlisted())
-        .fallback(system::not_found)
-        .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
         ))
+        .merge(system::unlisted())
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), system::count))
         .layer(tower_http::trace::TraceLayer::new_for_http())

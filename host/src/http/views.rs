@@ -130,6 +130,8 @@ pub struct UserView {
     pub id: String,
     pub email: String,
     pub name: Option<String>,
+    /// The user proved the e-mail is theirs (a password reset mailed to it).
+    pub verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -139,6 +141,7 @@ impl From<&User> for UserView {
             id: u.id.clone(),
             email: u.email.clone(),
             name: u.name.clone(),
+            verified: u.verified,
             created_at: u.created_at,
         }
     }

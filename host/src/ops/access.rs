@@ -133,12 +133,12 @@ impl Canopy {
                     .await?
                     .ok_or_else(not_found)?;
                 if let Some(role) =
-                    store::credentials::membership_role(&mut c, user_id, &target.id).await?
+                    store::credentials::accepted_role(&mut c, user_id, &target.id).await?
                 {
                     (target, role)
                 } else {
                     let parent_id = target.parent_id.clone().ok_or_else(not_found)?;
-                    match store::credentials::membership_role(&mut c, user_id, &parent_id).await? {
+                    match store::credentials::accepted_role(&mut c, user_id, &parent_id).await? {
                         Some(Role::Admin) => {
                             let parent = store::accounts::get(&mut c, &parent_id)
                                 .await?

@@ -10,7 +10,7 @@ use crate::domain::{EmailAddress, Relation, Role, Status};
 use crate::secrets::{hash_password, new_id, new_secret, sha256_hex, verify_password};
 use crate::store;
 use crate::store::accounts::StatusChange;
-use crate::store::credentials::{ApiKey, Member, User};
+use crate::store::credentials::{ApiKey, Invitation, Member, User};
 use crate::{Error, Result};
 
 /// Shortest and longest password accepted.
@@ -31,8 +31,14 @@ pub struct NewMember {
 #[serde(deny_unknown_fields)]
 pub struct Acceptance {
     pub token: String,
-    pub name: String,
-    pub password: String,
+    /// Required when the invitation creates the user (or sets the
+    /// credentials of the user it created).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The new password; or, for a user who already exists, their current
+    /// one as proof (unless their session or key is in `Authorization`).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -69,7 +75,7 @@ pub struct Session {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn password(value: &str) -> Result<&str> {
+pub(crate) fn password(value: &str) -> Result<&str> {
     let n = value.chars().count();
     if !(PASSWORD_LEN_MIN..=PASSWORD_LEN_MAX).contains(&n) {
         return Err(Error::invalid(
@@ -81,7 +87,9 @@ fn password(value: &str) -> Result<&str> {
 }
 
 /// argon2 is deliberately slow: run it off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(Error::internal)
@@ -131,7 +139,7 @@ impl Canopy {
             )));
         }
         let invitation = self
-            .issue_invitation(&mut tx, account_id, &email, role, now_us)
+            .issue_invitation(&mut tx, account_id, &email, role, None, now_us)
             .await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(InvitedMember {
@@ -167,13 +175,19 @@ impl Canopy {
         Ok(())
     }
 
-    /// Accepts an invitation: sets the user's name and password (or checks
-    /// the password of a user who already exists), adds the membership,
-    /// activates an invited sub-account and returns an API key.
-    pub async fn accept_invitation(&self, req: Acceptance) -> Result<Accepted> {
+    /// Accepts an invitation (invariant 6). The token only names the
+    /// membership; credentials are set only for the user the invitation
+    /// created itself (a new user, or the first admin of a new parent who
+    /// has none yet). A user who exists otherwise must prove to be that
+    /// user (their password, or their own session or key as `proof`) and
+    /// must be verified, so that nobody who merely holds a token binds a
+    /// membership to credentials they chose.
+    pub async fn accept_invitation(
+        &self,
+        req: Acceptance,
+        proof: Option<Principal>,
+    ) -> Result<Accepted> {
         let token_hash = sha256_hex(req.token.as_bytes());
-        let name = short_text("name", &req.name)?;
-        let password = password(&req.password)?.to_string();
         let now_us = self.clock.now_us();
         let invitation = {
             let mut c = self.store.reader().await?;
@@ -196,21 +210,28 @@ impl Canopy {
             let mut c = self.store.reader().await?;
             store::credentials::user_by_email_key(&mut c, &invitation.email_key).await?
         };
-        let new_hash = match existing.as_ref().and_then(|u| u.password_hash.clone()) {
-            Some(stored) => {
-                let pw = password.clone();
-                if !blocking(move || verify_password(&pw, &stored)).await? {
-                    return Err(Error::Unauthenticated(
-                        "a user with this e-mail already exists and the password does not match theirs".into(),
-                    ));
-                }
+        let credentials = match &existing {
+            Some(user) if !self.sets_credentials(&invitation, user) => {
+                self.prove_user(user, req.password.as_deref(), proof)
+                    .await?;
                 None
             }
-            None => Some(
-                blocking(move || hash_password(&password))
+            _ => {
+                let name = short_text(
+                    "name",
+                    req.name
+                        .as_deref()
+                        .ok_or_else(|| Error::invalid("name", "is required: send your name"))?,
+                )?;
+                let password = password(req.password.as_deref().ok_or_else(|| {
+                    Error::invalid("password", "is required: send the password to sign in with")
+                })?)?
+                .to_string();
+                let hash = blocking(move || hash_password(&password))
                     .await?
-                    .map_err(Error::internal)?,
-            ),
+                    .map_err(Error::internal)?;
+                Some((name, hash))
+            }
         };
 
         let mut tx = self.store.begin().await?;
@@ -220,21 +241,54 @@ impl Canopy {
             ));
         }
         let email = EmailAddress::parse(&invitation.email).map_err(Error::internal)?;
-        let user = self.user_for(&mut tx, &email, Some(&name), now_us).await?;
-        if let Some(hash) = &new_hash {
-            store::credentials::set_user_profile(&mut tx, &user.id, &name, hash).await?;
-        }
+        let user = match (existing, &credentials) {
+            (Some(user), Some((name, hash))) => {
+                // Only the user this invitation created, still without
+                // credentials: checked again under the write.
+                if !store::credentials::set_first_credentials(&mut tx, &user.id, name, hash).await?
+                {
+                    return Err(Error::Conflict(
+                        "this user set a password meanwhile; accept with that password".into(),
+                    ));
+                }
+                user
+            }
+            (Some(user), None) => user,
+            (None, Some((name, hash))) => {
+                let user = User {
+                    id: new_id("usr"),
+                    email: email.as_str().to_string(),
+                    name: Some(name.clone()),
+                    password_hash: Some(hash.clone()),
+                    verified: false,
+                    created_at: crate::clock::from_us(now_us),
+                };
+                store::credentials::insert_user(&mut tx, &user, email.key().as_str()).await?;
+                user
+            }
+            (None, None) => return Err(Error::internal("acceptance without a user")),
+        };
         let role =
             match store::credentials::membership_role(&mut tx, &user.id, &invitation.account_id)
                 .await?
             {
-                Some(role) => role,
+                Some(role) => {
+                    store::credentials::accept_membership(
+                        &mut tx,
+                        &user.id,
+                        &invitation.account_id,
+                        now_us,
+                    )
+                    .await?;
+                    role
+                }
                 None => {
                     store::credentials::insert_membership(
                         &mut tx,
                         &user.id,
                         &invitation.account_id,
                         invitation.role,
+                        true,
                         now_us,
                     )
                     .await?;
@@ -244,32 +298,38 @@ impl Canopy {
         let account = store::accounts::get(&mut tx, &invitation.account_id)
             .await?
             .ok_or_else(|| Error::internal("invited account vanished"))?;
-        match account.status {
+        let change = match account.status {
             Status::Deleted => {
                 return Err(Error::InvitationExpired(
                     "the invited account was deleted".into(),
                 ));
             }
-            Status::Invited => {
-                let change = StatusChange {
-                    from: Status::Invited,
-                    to: Status::Active,
-                    previous_status: None,
-                    suspended_by: None,
-                };
-                store::accounts::change_status(&mut tx, &account.id, change, now_us).await?;
-            }
+            Status::Invited => Some(StatusChange {
+                from: Status::Invited,
+                to: Status::Active,
+                previous_status: None,
+                suspended_by: None,
+            }),
             // Suspended with its parent while still invited: it comes back active.
             Status::Suspended if account.previous_status == Some(Status::Invited) => {
-                let change = StatusChange {
+                Some(StatusChange {
                     from: Status::Suspended,
                     to: Status::Suspended,
                     previous_status: Some(Status::Active),
                     suspended_by: account.suspended_by,
-                };
-                store::accounts::change_status(&mut tx, &account.id, change, now_us).await?;
+                })
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(change) = change
+            && !store::accounts::change_status(&mut tx, &account.id, change, now_us).await?
+        {
+            // Its status changed since it was read (a suspension racing
+            // this acceptance): nothing is written, the invitation stays
+            // usable.
+            return Err(Error::Conflict(
+                "the invited account changed status meanwhile; accept the invitation again".into(),
+            ));
         }
         let api_key = self
             .issue_key(&mut tx, &user.id, &account.id, "invitation", now_us)
@@ -285,6 +345,56 @@ impl Canopy {
             role,
             api_key,
         })
+    }
+
+    /// Whether accepting `invitation` sets `user`'s credentials: only for
+    /// the user it created itself, while that user has none.
+    fn sets_credentials(&self, invitation: &Invitation, user: &User) -> bool {
+        invitation.created_user_id.as_deref() == Some(user.id.as_str())
+            && user.password_hash.is_none()
+    }
+
+    /// Checks that the caller is `user` (their password, or their own
+    /// session or key) and that `user` is verified.
+    async fn prove_user(
+        &self,
+        user: &User,
+        password: Option<&str>,
+        proof: Option<Principal>,
+    ) -> Result<()> {
+        let how = "a user with this e-mail already exists; to join as that user, send their current password, or their session token or API key in `Authorization`";
+        let proven = match proof {
+            Some(Principal::User { user_id, .. }) => {
+                if user_id != user.id {
+                    return Err(Error::Unauthenticated(format!(
+                        "the token in `Authorization` belongs to another user; {how}"
+                    )));
+                }
+                true
+            }
+            Some(Principal::Operator) => {
+                return Err(Error::Unauthenticated(format!(
+                    "the operator token proves no user; {how}"
+                )));
+            }
+            None => match (password, user.password_hash.clone()) {
+                (Some(pw), Some(stored)) => {
+                    let pw = pw.to_string();
+                    blocking(move || verify_password(&pw, &stored)).await?
+                }
+                _ => false,
+            },
+        };
+        if !proven {
+            return Err(Error::Unauthenticated(how.into()));
+        }
+        if !user.verified {
+            return Err(Error::Forbidden(format!(
+                "{} has not verified this e-mail yet: ask for a password reset (POST /v1/password-resets {{\"email\"}}), use the token mailed to it, then accept again",
+                user.email
+            )));
+        }
+        Ok(())
     }
 
     pub async fn create_session(&self, req: Credentials) -> Result<Session> {

@@ -38,6 +38,16 @@ impl Canopy {
         req: NewMessage,
     ) -> Result<(Message, View)> {
         let actor = self.enter(principal, account_id).await?;
+        if let Some(id) = store::idempotency::committed_resource() {
+            // An earlier request with this key sent it, and its answer was
+            // lost: answer from what was committed, never send again.
+            let view = self.view(&actor, "message.send", "messages").await?;
+            let mut c = self.store.reader().await?;
+            let message = store::messages::get(&mut c, account_id, &id)
+                .await?
+                .ok_or_else(|| Error::internal("the committed message vanished"))?;
+            return Ok((message, view));
+        }
         let account = &actor.target;
         if account.status != Status::Active {
             return Err(Error::AccountSuspended(format!(
@@ -97,12 +107,27 @@ impl Canopy {
             &ledger::month_of(now),
         );
         posting.reference = Some(message.id.clone());
+        store::idempotency::note_resource(&message.id);
+        let suspended = || {
+            Error::AccountSuspended(format!(
+                "account `{}` was suspended while the message was being sent; it was neither sent nor charged",
+                account.id
+            ))
+        };
+        let hold = (self.store.backend == store::Backend::Postgres)
+            .then(|| store::messages::hold_account_step(&account.id));
         if price.decimal().is_zero() {
-            let steps = vec![store::messages::insert_step(&message, None)];
-            self.store
-                .write_steps(steps)
-                .await
-                .map_err(store::db_error)?;
+            let steps = hold
+                .into_iter()
+                .chain([store::messages::insert_step(&message, None)])
+                .collect();
+            self.store.write_steps(steps).await.map_err(
+                |e| match store::idempotency::write_error(e) {
+                    Err(conflict) => conflict,
+                    Ok(e) if store::messages::is_not_active(&e) => suspended(),
+                    Ok(e) => store::db_error(e),
+                },
+            )?;
         } else {
             // The charge, the message and any alert are one short write,
             // committed with the others that arrive at once.
@@ -111,8 +136,17 @@ impl Canopy {
             if posting.debit.kind == LedgerKind::Budget {
                 extra.extend(alert_step(account, &key, now_us));
             }
-            let (id, steps) = store::ledger::posting_steps(&posting, &key, now_us, extra)?;
-            store::ledger::posted(id, &posting, &key, self.store.write_steps(steps).await)?;
+            let (id, mut steps) = store::ledger::posting_steps(&posting, &key, now_us, extra)?;
+            if let Some(hold) = hold {
+                steps.insert(0, hold);
+            }
+            let written = self.store.write_steps(steps).await;
+            if let Err(e) = &written
+                && store::messages::is_not_active(e)
+            {
+                return Err(suspended());
+            }
+            store::ledger::posted(id, &posting, &key, written)?;
         }
         Ok((message, view))
     }

@@ -252,18 +252,12 @@ impl Canopy {
         match (a.kind, a.billing_type, a.credit_mode) {
             (crate::domain::AccountKind::Parent, Some(BillingType::Postpaid), _) => {
                 let limit = a.monthly_credit_limit.unwrap_or(Amount::ZERO);
-                let (usage, allocated, returned) =
-                    store::ledger::monthly(&mut c, &a.id, &month).await?;
-                let spent = Amount::new(usage.decimal() + allocated.decimal() - returned.decimal())
-                    .map_err(Error::internal)?;
+                let counters = store::ledger::monthly(&mut c, &a.id, &month).await?;
                 b.monthly_credit_limit = shown("balance", limit);
-                b.spent_this_month = shown("usage", spent);
-                b.allocated_this_month = shown("usage", allocated);
-                b.returned_this_month = shown("usage", returned);
-                b.available_credit = shown(
-                    "balance",
-                    ledger::available_credit(limit, usage, allocated, returned),
-                );
+                b.spent_this_month = shown("usage", counters.spent());
+                b.allocated_this_month = shown("usage", counters.allocated);
+                b.returned_this_month = shown("usage", counters.returned);
+                b.available_credit = shown("balance", ledger::available_credit(limit, &counters));
             }
             (crate::domain::AccountKind::Parent, _, _) => {
                 b.balance = shown(
@@ -278,7 +272,7 @@ impl Canopy {
                 );
             }
             _ => {
-                let (usage, _, _) = store::ledger::monthly(&mut c, &a.id, &month).await?;
+                let usage = store::ledger::monthly(&mut c, &a.id, &month).await?.usage;
                 b.used_this_month = shown("usage", usage);
                 b.monthly_usage_limit = a.monthly_usage_limit.and_then(|l| shown("usage", l));
             }

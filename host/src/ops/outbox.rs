@@ -1,7 +1,9 @@
 //! Delivering the notification outbox over SMTP (when `CANOPY_SMTP_URL` is
 //! set). Notifications are written with the operation that causes them; a
 //! background loop on each host claims undelivered ones, sends them and
-//! records the outcome, retrying a bounded number of times.
+//! records the outcome, retrying a bounded number of times. Password
+//! resets go the same way; their token is minted at each attempt and only
+//! its hash is stored, so no token waits in the outbox in clear.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,10 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Canopy;
+use crate::secrets::{new_secret, sha256_hex};
 use crate::store;
 use crate::store::notifications::Notification;
+use crate::store::password_resets::PendingReset;
 
 /// How often the outbox is polled.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -88,6 +92,30 @@ impl Mailer {
     }
 }
 
+impl Mailer {
+    async fn send_reset(&self, reset: &PendingReset, token: &str) -> Result<(), String> {
+        let to = reset
+            .email
+            .parse()
+            .map_err(|e| format!("bad address {}: {e}", reset.email))?;
+        let body = format!(
+            "Someone asked to set the password of the Canopy user {email}.\nIf it was you, send this token with your new password to\nPOST /v1/password-resets/confirm within an hour:\n\n{token}\n\nThis also confirms that {email} is yours.\nIf it was not you, ignore this message.\n",
+            email = reset.email,
+        );
+        let email = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject("Set your Canopy password")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        self.transport
+            .send(email)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Delivers the outbox until the task is dropped.
 pub async fn deliver_forever(canopy: Arc<Canopy>, mailer: Mailer) {
     let mut every = tokio::time::interval(POLL_EVERY);
@@ -123,6 +151,49 @@ async fn deliver_once(canopy: &Canopy, mailer: &Mailer) -> crate::Result<()> {
         let delivered = outcome.is_ok().then(|| canopy.clock.now_us());
         store::notifications::record_attempt(&mut tx, &n.id, delivered, outcome.err().as_deref())
             .await?;
+        tx.commit().await.map_err(store::db_error)?;
+    }
+    deliver_resets(canopy, mailer).await
+}
+
+async fn deliver_resets(canopy: &Canopy, mailer: &Mailer) -> crate::Result<()> {
+    let now_us = canopy.clock.now_us();
+    let claimed = {
+        let mut tx = canopy.store.begin().await?;
+        let claimed = store::password_resets::claim_undelivered(
+            &mut tx,
+            ATTEMPTS_MAX,
+            now_us,
+            now_us + CLAIM_US,
+            BATCH_MAX,
+        )
+        .await?;
+        tx.commit().await.map_err(store::db_error)?;
+        claimed
+    };
+    for reset in claimed {
+        // A new token for each attempt: the token of a failed attempt
+        // stops being valid.
+        let token = new_secret("cpr");
+        {
+            let mut tx = canopy.store.begin().await?;
+            store::password_resets::set_token(&mut tx, &reset.id, &sha256_hex(token.as_bytes()))
+                .await?;
+            tx.commit().await.map_err(store::db_error)?;
+        }
+        let outcome = mailer.send_reset(&reset, &token).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(reset = %reset.id, attempt = reset.attempts, error = %e, "password reset not delivered");
+        }
+        let mut tx = canopy.store.begin().await?;
+        let delivered = outcome.is_ok().then(|| canopy.clock.now_us());
+        store::password_resets::record_attempt(
+            &mut tx,
+            &reset.id,
+            delivered,
+            outcome.err().as_deref(),
+        )
+        .await?;
         tx.commit().await.map_err(store::db_error)?;
     }
     Ok(())

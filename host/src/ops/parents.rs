@@ -254,16 +254,32 @@ impl Canopy {
         };
         let mut tx = self.store.begin().await?;
         store::accounts::insert(&mut tx, &new).await?;
-        let admin = self
+        let (admin, created) = self
             .user_for(&mut tx, &admin_email, Some(&admin_name), now_us)
             .await?;
-        store::credentials::insert_membership(&mut tx, &admin.id, &new.id, Role::Admin, now_us)
-            .await?;
+        // The admin's own credentials reach the parent once the admin
+        // accepted the invitation (invariant 6); the key works at once.
+        store::credentials::insert_membership(
+            &mut tx,
+            &admin.id,
+            &new.id,
+            Role::Admin,
+            false,
+            now_us,
+        )
+        .await?;
         let api_key = self
             .issue_key(&mut tx, &admin.id, &new.id, "initial admin key", now_us)
             .await?;
         let invitation = self
-            .issue_invitation(&mut tx, &new.id, &admin_email, Role::Admin, now_us)
+            .issue_invitation(
+                &mut tx,
+                &new.id,
+                &admin_email,
+                Role::Admin,
+                created.then_some(admin.id.as_str()),
+                now_us,
+            )
             .await?;
         let account = store::accounts::get(&mut tx, &new.id)
             .await?
@@ -278,26 +294,28 @@ impl Canopy {
         })
     }
 
-    /// The user with this e-mail, created (without a password) if new.
+    /// The user with this e-mail, created (with `password_hash`, or none)
+    /// if new; `true` when it was created here.
     pub(crate) async fn user_for(
         &self,
         c: &mut Conn,
         email: &EmailAddress,
         name: Option<&str>,
         now_us: i64,
-    ) -> Result<User> {
+    ) -> Result<(User, bool)> {
         if let Some(user) = store::credentials::user_by_email_key(c, email.key().as_str()).await? {
-            return Ok(user);
+            return Ok((user, false));
         }
         let user = User {
             id: new_id("usr"),
             email: email.as_str().to_string(),
             name: name.map(str::to_string),
             password_hash: None,
+            verified: false,
             created_at: crate::clock::from_us(now_us),
         };
         store::credentials::insert_user(c, &user, email.key().as_str()).await?;
-        Ok(user)
+        Ok((user, true))
     }
 
     pub(crate) async fn issue_key(
@@ -327,6 +345,7 @@ impl Canopy {
         account_id: &str,
         email: &EmailAddress,
         role: Role,
+        created_user_id: Option<&str>,
         now_us: i64,
     ) -> Result<IssuedInvitation> {
         let token = new_secret("ci");
@@ -340,6 +359,7 @@ impl Canopy {
             role,
             expires_at_us: now_us.saturating_add(ttl_us),
             used_at_us: None,
+            created_user_id: created_user_id.map(str::to_string),
         };
         store::credentials::insert_invitation(
             c,

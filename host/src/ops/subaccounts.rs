@@ -309,7 +309,7 @@ impl Canopy {
         store::accounts::insert(&mut tx, &new).await?;
         let invitation = if invite {
             Some(
-                self.issue_invitation(&mut tx, &new.id, &email, Role::Admin, now_us)
+                self.issue_invitation(&mut tx, &new.id, &email, Role::Admin, None, now_us)
                     .await?,
             )
         } else {

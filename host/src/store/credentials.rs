@@ -14,6 +14,8 @@ pub struct User {
     pub email: String,
     pub name: Option<String>,
     pub password_hash: Option<String>,
+    /// The user used a token the platform sent to the e-mail itself.
+    pub verified: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -33,6 +35,9 @@ pub struct Invitation {
     pub role: Role,
     pub expires_at_us: i64,
     pub used_at_us: Option<i64>,
+    /// The user this invitation created itself: the only user whose
+    /// credentials accepting it may set.
+    pub created_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +71,10 @@ fn user_from(row: &AnyRow) -> Result<User> {
         email: row.try_get("email").map_err(db_error)?,
         name: row.try_get("name").map_err(db_error)?,
         password_hash: row.try_get("password_hash").map_err(db_error)?,
+        verified: row
+            .try_get::<Option<i64>, _>("verified_at")
+            .map_err(db_error)?
+            .is_some(),
         created_at: from_us(row.try_get("created_at").map_err(db_error)?),
     })
 }
@@ -92,8 +101,8 @@ pub async fn user_by_id(c: &mut Conn, id: &str) -> Result<Option<User>> {
 /// caller decides what that means.
 pub async fn insert_user(c: &mut Conn, user: &User, email_key: &str) -> Result<()> {
     sqlx::query(
-        "INSERT INTO users (id, email, email_key, name, password_hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO users (id, email, email_key, name, password_hash, created_at, verified_at)
+         VALUES ($1, $2, $3, $4, $5, $6, NULL)",
     )
     .bind(&user.id)
     .bind(&user.email)
@@ -110,33 +119,55 @@ pub async fn insert_user(c: &mut Conn, user: &User, email_key: &str) -> Result<(
     Ok(())
 }
 
-pub async fn set_user_profile(
+/// Sets the name and first password of a user who has none; false if the
+/// user has a password already.
+pub async fn set_first_credentials(
     c: &mut Conn,
     user_id: &str,
     name: &str,
     password_hash: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE users SET name = $2, password_hash = $3 WHERE id = $1")
-        .bind(user_id)
-        .bind(name)
-        .bind(password_hash)
-        .execute(&mut *c)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET name = $2, password_hash = $3 WHERE id = $1 AND password_hash IS NULL",
+    )
+    .bind(user_id)
+    .bind(name)
+    .bind(password_hash)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
 }
 
+/// The user's role in the account, accepted or not.
 pub async fn membership_role(
     c: &mut Conn,
     user_id: &str,
     account_id: &str,
 ) -> Result<Option<Role>> {
-    let row = sqlx::query("SELECT role FROM memberships WHERE user_id = $1 AND account_id = $2")
-        .bind(user_id)
-        .bind(account_id)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_error)?;
+    role_where(c, user_id, account_id, "").await
+}
+
+/// The user's role in the account, only if the user accepted the
+/// membership: what the user's own credentials (sessions) reach.
+pub async fn accepted_role(c: &mut Conn, user_id: &str, account_id: &str) -> Result<Option<Role>> {
+    role_where(c, user_id, account_id, " AND accepted_at IS NOT NULL").await
+}
+
+async fn role_where(
+    c: &mut Conn,
+    user_id: &str,
+    account_id: &str,
+    condition: &str,
+) -> Result<Option<Role>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT role FROM memberships WHERE user_id = $1 AND account_id = $2{condition}"
+    )))
+    .bind(user_id)
+    .bind(account_id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
     match row {
         Some(r) => {
             let role: String = r.try_get("role").map_err(db_error)?;
@@ -148,26 +179,49 @@ pub async fn membership_role(
     }
 }
 
+/// Adds a membership; `accepted` when the user accepted it themselves
+/// (otherwise only keys issued with it reach it until they do).
 pub async fn insert_membership(
     c: &mut Conn,
     user_id: &str,
     account_id: &str,
     role: Role,
+    accepted: bool,
     now_us: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO memberships (user_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO memberships (user_id, account_id, role, created_at, accepted_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(user_id)
     .bind(account_id)
     .bind(role.as_str())
     .bind(now_us)
+    .bind(accepted.then_some(now_us))
     .execute(&mut *c)
     .await
     .map_err(|e| match unique_violation(&e) {
         Some(_) => Error::Conflict("this user is already a member of the account".into()),
         None => db_error(e),
     })?;
+    Ok(())
+}
+
+/// Marks a membership accepted by its user.
+pub async fn accept_membership(
+    c: &mut Conn,
+    user_id: &str,
+    account_id: &str,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE memberships SET accepted_at = $3 WHERE user_id = $1 AND account_id = $2 AND accepted_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(account_id)
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
     Ok(())
 }
 
@@ -241,8 +295,8 @@ pub async fn insert_invitation(
     now_us: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO invitations (id, token_hash, account_id, email, email_key, role, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO invitations (id, token_hash, account_id, email, email_key, role, expires_at, created_at, created_user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&inv.id)
     .bind(token_hash)
@@ -252,6 +306,7 @@ pub async fn insert_invitation(
     .bind(inv.role.as_str())
     .bind(inv.expires_at_us)
     .bind(now_us)
+    .bind(&inv.created_user_id)
     .execute(&mut *c)
     .await
     .map_err(db_error)?;
@@ -274,6 +329,7 @@ pub async fn invitation_by_token(c: &mut Conn, token_hash: &str) -> Result<Optio
             role: Role::parse(&role).ok_or_else(|| Error::internal("stored role is malformed"))?,
             expires_at_us: r.try_get("expires_at").map_err(db_error)?,
             used_at_us: r.try_get("used_at").map_err(db_error)?,
+            created_user_id: r.try_get("created_user_id").map_err(db_error)?,
         })
     })
     .transpose()
@@ -417,4 +473,29 @@ pub async fn token_owner(
             })
         })
         .transpose()
+}
+
+/// Sets a user's password after a password reset: the user is verified
+/// from now on, and every session opened before ends.
+pub async fn reset_password(
+    c: &mut Conn,
+    user_id: &str,
+    password_hash: &str,
+    now_us: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $2, verified_at = COALESCE(verified_at, $3) WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(password_hash)
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }

@@ -101,6 +101,7 @@ async fn commit(write: &sqlx::AnyPool, batch: &[Job]) -> Vec<Outcome> {
             }
         }
     }
+    crate::crashpoint::hit(crate::crashpoint::BEFORE_EFFECT_COMMIT);
     match tx.commit().await {
         Ok(()) => outcomes,
         Err(e) => failed_all(&e),

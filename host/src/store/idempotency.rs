@@ -1,127 +1,245 @@
-//! Stored first responses for `Idempotency-Key` replays.
+//! `Idempotency-Key`s, recorded in the transaction of the effect they guard
+//! (invariant 7).
+//!
+//! The HTTP layer runs a keyed request inside [`guarded`]; the first write
+//! transaction that request opens ([`super::Store::begin`] or
+//! [`super::Store::write_steps`]) inserts the key's row as its first
+//! statement. So the key is committed exactly when the effect is: a crash
+//! before the commit leaves neither (a retry runs once), a crash after it
+//! leaves both (a retry finds the key and never runs the effect again), and
+//! of two parallel twins the second one's insert fails on the primary key
+//! and its whole transaction rolls back. The answer is stored after the
+//! commit; when a crash lost it, `resource` (what the effect created) lets
+//! the operation answer again from what was committed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::Row;
 
-use super::{Conn, db_error};
-use crate::Result;
+use super::{Arg, Conn, Step, db_error};
+use crate::{Error, Result};
 
-/// A first request that has not answered in this long is taken to have died
-/// with its host, and the key may be used again.
-pub const IN_PROGRESS_STALE_US: i64 = 5 * 60 * 1_000_000;
 /// Keys are kept 24 hours (API.md).
 pub const RETENTION_US: i64 = 24 * 60 * 60 * 1_000_000;
 
+tokio::task_local! {
+    static GUARD: Arc<Guard>;
+}
+
+/// The key of the request being served, and what became of it.
+#[derive(Debug)]
+pub struct Guard {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    pub now_us: i64,
+    /// Set when an earlier request with this key committed its effect but
+    /// its answer was lost: what that effect created, if it said.
+    pub committed: Option<Option<String>>,
+    resource: Mutex<Option<String>>,
+    recorded: AtomicBool,
+    conflicted: AtomicBool,
+}
+
+impl Guard {
+    pub fn new(
+        scope: String,
+        key: String,
+        request_hash: String,
+        now_us: i64,
+        committed: Option<Option<String>>,
+    ) -> Guard {
+        Guard {
+            scope,
+            key,
+            request_hash,
+            now_us,
+            committed,
+            resource: Mutex::new(None),
+            recorded: AtomicBool::new(false),
+            conflicted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this request's key row was written with its effect.
+    pub fn recorded(&self) -> bool {
+        self.recorded.load(Ordering::SeqCst)
+    }
+
+    /// Whether the key row could not be written (a twin, or an effect
+    /// already committed): the answer is a 409 that must not be stored.
+    pub fn conflicted(&self) -> bool {
+        self.conflicted.load(Ordering::SeqCst)
+    }
+
+    /// The first write of the request records the key; later ones do not.
+    fn take_first_write(&self) -> bool {
+        !self.recorded.swap(true, Ordering::SeqCst)
+    }
+
+    fn marker(&self) -> Step {
+        let resource = self.resource.lock().expect("not poisoned").clone();
+        Step::new(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, resource, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Arg::Text(Some(self.scope.clone())),
+                Arg::Text(Some(self.key.clone())),
+                Arg::Text(Some(self.request_hash.clone())),
+                Arg::Text(resource),
+                Arg::Int(Some(self.now_us)),
+            ],
+        )
+    }
+
+    /// The error of a write whose key row ran into an existing one.
+    pub fn conflict(&self) -> Error {
+        self.conflicted.store(true, Ordering::SeqCst);
+        match &self.committed {
+            Some(Some(resource)) => Error::IdempotencyConflict(format!(
+                "the request with this Idempotency-Key was carried out (it created `{resource}`) but its answer was lost in a failure; read `{resource}` instead of retrying"
+            )),
+            Some(None) => Error::IdempotencyConflict(
+                "the request with this Idempotency-Key was carried out but its answer was lost in a failure; read the resource it changed instead of retrying".into(),
+            ),
+            None => Error::IdempotencyConflict(
+                "another request with this Idempotency-Key is in progress; retry shortly to get its answer".into(),
+            ),
+        }
+    }
+}
+
+/// Runs `f` (a whole request) with `guard` as its key.
+pub async fn guarded<F: Future>(guard: Arc<Guard>, f: F) -> F::Output {
+    GUARD.scope(guard, f).await
+}
+
+/// The key of the request being served, if it has one.
+pub fn current() -> Option<Arc<Guard>> {
+    GUARD.try_with(Arc::clone).ok()
+}
+
+/// Names what the request's effect creates, before its write, so a retry
+/// after a lost answer can answer from it.
+pub fn note_resource(id: &str) {
+    if let Some(g) = current() {
+        *g.resource.lock().expect("not poisoned") = Some(id.to_string());
+    }
+}
+
+/// What an earlier request with this key created, when its answer was
+/// lost: the operation answers from it instead of running again.
+pub fn committed_resource() -> Option<String> {
+    current().and_then(|g| g.committed.clone().flatten())
+}
+
+/// The key row for the first write of a guarded request.
+pub(super) fn marker_step() -> Option<(Arc<Guard>, Step)> {
+    let g = current()?;
+    if !g.take_first_write() {
+        return None;
+    }
+    let step = g.marker();
+    Some((g, step))
+}
+
+/// Whether a failed write ran into a key row.
+pub fn is_marker_conflict(e: &sqlx::Error) -> bool {
+    super::unique_violation(e).is_some_and(|c| c.contains("idempotency_keys"))
+}
+
+/// Maps a failed write: a key-row conflict becomes the guard's 409.
+pub fn write_error(e: sqlx::Error) -> std::result::Result<sqlx::Error, Error> {
+    match current() {
+        Some(g) if is_marker_conflict(&e) => Err(g.conflict()),
+        _ => Ok(e),
+    }
+}
+
+/// What a key holds.
 #[derive(Debug, Clone)]
-pub enum Claim {
-    /// This request is the first with the key: run it, then `complete`.
-    First,
-    /// The key answered before; replay this.
-    Replay {
+pub enum Stored {
+    /// Its request committed; the answer was not stored (yet).
+    Committed {
+        request_hash: String,
+        resource: Option<String>,
+    },
+    /// The answer to replay.
+    Answer {
         request_hash: String,
         status: u16,
         content_type: String,
         body: String,
+        redacted: Option<String>,
     },
-    /// The first request with the key is still running.
-    InProgress { request_hash: String },
 }
 
-/// Claims `(scope, key)` for a request, or says what the key already holds.
-pub async fn claim(
-    c: &mut Conn,
-    scope: &str,
-    key: &str,
-    request_hash: &str,
-    now_us: i64,
-) -> Result<Claim> {
-    // Forget a key past retention, or one whose first request died.
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2
-           AND (created_at < $3 OR (status_code IS NULL AND created_at < $4))",
+/// The key's row, if it has one within retention.
+pub async fn find(c: &mut Conn, scope: &str, key: &str, now_us: i64) -> Result<Option<Stored>> {
+    let row = sqlx::query(
+        "SELECT request_hash, resource, status_code, content_type, response_body, redacted
+         FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at >= $3",
     )
     .bind(scope)
     .bind(key)
     .bind(now_us - RETENTION_US)
-    .bind(now_us - IN_PROGRESS_STALE_US)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await
     .map_err(db_error)?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(request_hash)
-    .bind(now_us)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    if inserted.rows_affected() == 1 {
-        return Ok(Claim::First);
-    }
-    let row = sqlx::query(
-        "SELECT request_hash, status_code, content_type, response_body FROM idempotency_keys
-         WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(db_error)?;
+    let Some(row) = row else { return Ok(None) };
     let request_hash: String = row.try_get("request_hash").map_err(db_error)?;
-    Ok(
+    let text = |col: &str| row.try_get::<Option<String>, _>(col).map_err(db_error);
+    Ok(Some(
         match row
             .try_get::<Option<i64>, _>("status_code")
             .map_err(db_error)?
         {
-            None => Claim::InProgress { request_hash },
-            Some(status) => Claim::Replay {
+            None => Stored::Committed {
                 request_hash,
-                status: status as u16,
-                content_type: row
-                    .try_get::<Option<String>, _>("content_type")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
-                body: row
-                    .try_get::<Option<String>, _>("response_body")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
+                resource: text("resource")?,
+            },
+            Some(status) => Stored::Answer {
+                request_hash,
+                status: u16::try_from(status).unwrap_or(500),
+                content_type: text("content_type")?.unwrap_or_default(),
+                body: text("response_body")?.unwrap_or_default(),
+                redacted: text("redacted")?,
             },
         },
-    )
+    ))
 }
 
-pub async fn complete(
-    c: &mut Conn,
-    scope: &str,
-    key: &str,
-    status: u16,
-    content_type: &str,
-    body: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET status_code = $3, content_type = $4, response_body = $5
-         WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(i64::from(status))
-    .bind(content_type)
-    .bind(body)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+/// An answer to store (already without secrets).
+pub struct Answer<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub body: &'a str,
+    pub redacted: Option<&'a str>,
 }
 
-/// Releases a key whose request failed with a 5xx, so the client may retry.
-pub async fn release(c: &mut Conn, scope: &str, key: &str) -> Result<()> {
+/// Stores the answer: into the row the effect wrote, or as a new row for
+/// a request that changed nothing. A row that already has an answer, or
+/// belongs to another request, is left alone.
+pub async fn remember(c: &mut Conn, guard: &Guard, answer: &Answer<'_>) -> Result<()> {
     sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status_code IS NULL",
+        "INSERT INTO idempotency_keys
+             (scope, key, request_hash, status_code, content_type, response_body, redacted, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (scope, key) DO UPDATE SET status_code = excluded.status_code,
+             content_type = excluded.content_type, response_body = excluded.response_body,
+             redacted = excluded.redacted
+         WHERE idempotency_keys.status_code IS NULL
+           AND idempotency_keys.request_hash = excluded.request_hash",
     )
-    .bind(scope)
-    .bind(key)
+    .bind(&guard.scope)
+    .bind(&guard.key)
+    .bind(&guard.request_hash)
+    .bind(i64::from(answer.status))
+    .bind(answer.content_type)
+    .bind(answer.body)
+    .bind(answer.redacted)
+    .bind(guard.now_us)
     .execute(&mut *c)
     .await
     .map_err(db_error)?;

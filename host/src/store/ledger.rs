@@ -11,7 +11,9 @@ use sqlx::Row;
 
 use super::{Arg, Backend, Conn, Step, check_violation, db_error, run_each, run_steps};
 use crate::domain::Amount;
-use crate::domain::ledger::{LedgerKind, LedgerRef, MonthlyLimit, Posting, SpendColumn};
+use crate::domain::ledger::{
+    LedgerKind, LedgerRef, MonthCounters, MonthlyLimit, Posting, SpendColumn,
+};
 use crate::secrets::new_id;
 use crate::{Error, Result};
 
@@ -130,8 +132,18 @@ pub fn posting_steps(
         let cap = limit
             .limit
             .map(|l| l.to_micros().expect("stored limits fit"));
+        // A return gives credit back only up to what the month spent
+        // (`MonthCounters::restores`), in the same statement, so no
+        // interleaving can lift the month past its limit.
+        let restored = if limit.column == SpendColumn::Returned {
+            ", restored_micros = restored_micros + CASE
+                WHEN $3 < usage_micros + allocated_micros - restored_micros THEN $3
+                ELSE usage_micros + allocated_micros - restored_micros END"
+        } else {
+            ""
+        };
         steps.push(Step::new(
-            format!("UPDATE monthly_spend SET {col} = {col} + $3, limit_micros = $4 WHERE account_id = $1 AND month = $2"),
+            format!("UPDATE monthly_spend SET {col} = {col} + $3{restored}, limit_micros = $4 WHERE account_id = $1 AND month = $2"),
             [key, vec![Arg::Int(Some(amount)), Arg::Int(cap)]].concat(),
         ));
     }
@@ -190,6 +202,10 @@ pub fn posted(
     let mut limits: Vec<&MonthlyLimit> = p.spend.iter().collect();
     limits.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     let rows = result.map_err(|e| {
+        let e = match super::idempotency::write_error(e) {
+            Ok(e) => e,
+            Err(conflict) => return conflict,
+        };
         if let Some(check) = check_violation(&e) {
             if check.contains("never_negative") {
                 return Error::InsufficientFunds(format!(
@@ -284,31 +300,31 @@ pub async fn balance(c: &mut Conn, r: &LedgerRef) -> Result<Amount> {
     ))
 }
 
-/// A month's counters: (usage, allocated, returned).
-pub async fn monthly(
-    c: &mut Conn,
-    account_id: &str,
-    month: &str,
-) -> Result<(Amount, Amount, Amount)> {
-    let row = sqlx::query("SELECT usage_micros, allocated_micros, returned_micros FROM monthly_spend WHERE account_id = $1 AND month = $2")
-        .bind(account_id)
-        .bind(month)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_error)?;
+/// A month's counters of a postpaid parent or shared-usage sub-account.
+pub async fn monthly(c: &mut Conn, account_id: &str, month: &str) -> Result<MonthCounters> {
+    let row = sqlx::query(
+        "SELECT usage_micros, allocated_micros, returned_micros, restored_micros FROM monthly_spend
+         WHERE account_id = $1 AND month = $2",
+    )
+    .bind(account_id)
+    .bind(month)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
     let Some(row) = row else {
-        return Ok((Amount::ZERO, Amount::ZERO, Amount::ZERO));
+        return Ok(MonthCounters::default());
     };
     let get = |col: &str| {
         row.try_get::<i64, _>(col)
             .map(Amount::from_micros)
             .map_err(db_error)
     };
-    Ok((
-        get("usage_micros")?,
-        get("allocated_micros")?,
-        get("returned_micros")?,
-    ))
+    Ok(MonthCounters {
+        usage: get("usage_micros")?,
+        allocated: get("allocated_micros")?,
+        returned: get("returned_micros")?,
+        restored: get("restored_micros")?,
+    })
 }
 
 /// The budgets of a parent's sub-accounts, by sub-account id.
@@ -479,7 +495,8 @@ pub async fn reconcile(c: &mut Conn) -> Result<Reconciliation> {
     }
     // Monthly counters against the transfers of each month.
     let counters = sqlx::query(
-        "SELECT m.account_id, m.month, m.usage_micros, m.allocated_micros, m.returned_micros, a.kind,
+        "SELECT m.account_id, m.month, m.usage_micros, m.allocated_micros, m.returned_micros,
+            m.restored_micros, m.limit_micros, a.kind,
             COALESCE((SELECT CAST(SUM(t.amount_micros) AS BIGINT) FROM transfers t JOIN ledger_accounts d ON d.id = t.debit_id
                 WHERE t.kind = 'usage' AND t.month = m.month AND d.kind = 'credit'
                   AND ((a.kind = 'parent' AND t.tree_id = m.account_id) OR t.subject_id = m.account_id)), 0) AS usage_t,
@@ -502,6 +519,27 @@ pub async fn reconcile(c: &mut Conn) -> Result<Reconciliation> {
             ("allocated", get("allocated_micros")?, get("allocated_t")?),
             ("returned", get("returned_micros")?, get("returned_t")?),
         ];
+        // The stored rule of the postpaid month, re-checked.
+        let (usage, allocated, restored) = (
+            get("usage_micros")?,
+            get("allocated_micros")?,
+            get("restored_micros")?,
+        );
+        let net = usage + allocated - restored;
+        if restored > get("returned_micros")? || net < 0 {
+            out.violations.push(format!(
+                "{account} {month}: returns restored {restored} micros, more than was returned or spent"
+            ));
+        }
+        if let Some(limit) = r
+            .try_get::<Option<i64>, _>("limit_micros")
+            .map_err(db_error)?
+            && net > limit
+        {
+            out.violations.push(format!(
+                "{account} {month}: spent {net} micros past its limit of {limit}"
+            ));
+        }
         for (name, counted, from_transfers) in pairs.iter().chain(if is_parent {
             parent_pairs.iter()
         } else {

@@ -21,10 +21,14 @@ pub struct Message {
 }
 
 /// Writing a message, paid by the transfer with `transfer_key` (if any).
+/// The account must still be active inside this very write: otherwise
+/// `account_id` is NULL and the whole write fails ([`is_not_active`]), so a
+/// send that began before a suspension cannot commit after it.
 pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
     Step::new(
         "INSERT INTO messages (id, account_id, user_id, channel, recipient, body, status, price_micros, currency, transfer_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
+         VALUES ($1, CASE WHEN (SELECT status FROM accounts WHERE id = $2) = 'active' THEN $2 END,
+                 $3, $4, $5, $6, $7, $8, $9, (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
         vec![
             Arg::Text(Some(m.id.clone())),
             Arg::Text(Some(m.account_id.clone())),
@@ -39,6 +43,22 @@ pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
             Arg::Int(Some(m.created_at.timestamp_micros())),
         ],
     )
+}
+
+/// On PostgreSQL, a statement to run first in a send's write: it holds the
+/// account row against a concurrent suspension until the send commits.
+/// (SQLite's single writer serialises them already.)
+pub fn hold_account_step(account_id: &str) -> Step {
+    Step::new(
+        "SELECT id FROM accounts WHERE id = $1 FOR SHARE",
+        vec![Arg::Text(Some(account_id.to_string()))],
+    )
+}
+
+/// Whether a failed send failed because its account was no longer active.
+pub fn is_not_active(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::NotNullViolation)
 }
 
 /// A page of an account's messages; `user_id` keeps it to one sender's.
@@ -59,20 +79,31 @@ pub async fn list(
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;
-    rows.iter()
-        .map(|r| {
-            Ok(Message {
-                id: r.try_get("id").map_err(db_error)?,
-                account_id: r.try_get("account_id").map_err(db_error)?,
-                user_id: r.try_get("user_id").map_err(db_error)?,
-                channel: r.try_get("channel").map_err(db_error)?,
-                to: r.try_get("recipient").map_err(db_error)?,
-                body: r.try_get("body").map_err(db_error)?,
-                status: r.try_get("status").map_err(db_error)?,
-                price: Amount::from_micros(r.try_get("price_micros").map_err(db_error)?),
-                currency: r.try_get("currency").map_err(db_error)?,
-                created_at: crate::clock::from_us(r.try_get("created_at").map_err(db_error)?),
-            })
-        })
-        .collect()
+    rows.iter().map(from_row).collect()
+}
+
+/// One message of an account.
+pub async fn get(c: &mut Conn, account_id: &str, id: &str) -> Result<Option<Message>> {
+    let row = sqlx::query("SELECT * FROM messages WHERE account_id = $1 AND id = $2")
+        .bind(account_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db_error)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Message> {
+    Ok(Message {
+        id: r.try_get("id").map_err(db_error)?,
+        account_id: r.try_get("account_id").map_err(db_error)?,
+        user_id: r.try_get("user_id").map_err(db_error)?,
+        channel: r.try_get("channel").map_err(db_error)?,
+        to: r.try_get("recipient").map_err(db_error)?,
+        body: r.try_get("body").map_err(db_error)?,
+        status: r.try_get("status").map_err(db_error)?,
+        price: Amount::from_micros(r.try_get("price_micros").map_err(db_error)?),
+        currency: r.try_get("currency").map_err(db_error)?,
+        created_at: crate::clock::from_us(r.try_get("created_at").map_err(db_error)?),
+    })
 }

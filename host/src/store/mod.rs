@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod messages;
 pub mod notifications;
+pub mod password_resets;
 pub mod policies;
 pub mod settings;
 
@@ -141,8 +142,22 @@ impl Store {
     }
 
     /// A write transaction. On SQLite it holds the only writer connection.
+    /// The first one a keyed request opens records its Idempotency-Key
+    /// (`idempotency`), so the key commits with the effect.
     pub async fn begin(&self) -> crate::Result<Tx> {
-        self.write.begin().await.map_err(db_error)
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        if let Some((guard, marker)) = idempotency::marker_step() {
+            run_each(&mut tx, std::slice::from_ref(&marker))
+                .await
+                .map_err(|e| {
+                    if idempotency::is_marker_conflict(&e) {
+                        guard.conflict()
+                    } else {
+                        db_error(e)
+                    }
+                })?;
+        }
+        Ok(tx)
     }
 
     /// Runs `steps` as one short write transaction of their own: on SQLite
@@ -150,13 +165,17 @@ impl Store {
     /// on PostgreSQL alone.
     pub async fn write_steps(
         &self,
-        steps: Vec<Step>,
+        mut steps: Vec<Step>,
     ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        if let Some((_, marker)) = idempotency::marker_step() {
+            steps.insert(0, marker);
+        }
         match &self.group {
             Some(group) => group.run(steps).await,
             None => {
                 let mut tx = self.write.begin().await?;
                 let rows = run_each(&mut tx, &steps).await?;
+                crate::crashpoint::hit(crate::crashpoint::BEFORE_EFFECT_COMMIT);
                 tx.commit().await?;
                 Ok(rows)
             }
