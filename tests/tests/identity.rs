@@ -296,6 +296,50 @@ async fn verified_user_accepts_with_their_session(app: TestApp, mut inbox: Inbox
         .expect(200);
 }
 
+/// One user, two accounts: an existing user joins a second account with
+/// their password once they proved their e-mail, and a session reaches
+/// both.
+async fn an_existing_user_joins_another_account_with_their_password(
+    app: TestApp,
+    mut inbox: Inbox,
+) {
+    let parent = app.parent("acme.example", "enterprise").await;
+    let first = invite(
+        &app,
+        &parent.key,
+        &parent.id,
+        "pat@acme.example",
+        "advanced",
+    )
+    .await;
+    app.accept(&first, "Pat", "pats password 1").await;
+    let sub = app.sub(&parent, "Team", "team@acme.example").await;
+    let token = invite(&app, &parent.key, &sub.id, "PAT@acme.example", "basic").await;
+    accept_raw(&app, &token, "not pats password", None)
+        .await
+        .expect_problem(401, "unauthenticated");
+    // The right password, but nobody proved the e-mail yet.
+    accept_raw(&app, &token, "pats password 1", None)
+        .await
+        .expect_problem(403, "forbidden");
+    let reset = reset_token(&app, &mut inbox, "pat@acme.example").await;
+    confirm_reset(&app, &reset, "pats password 2").await;
+    let key = app.accept(&token, "Pat", "pats password 2").await;
+    app.get(&format!("/v1/accounts/{}", sub.id), &key)
+        .await
+        .expect(200);
+    let own = session(&app, "pat@acme.example", "pats password 2").await;
+    app.get(&format!("/v1/accounts/{}", parent.id), &own)
+        .await
+        .expect(200);
+    app.get(&format!("/v1/accounts/{}", sub.id), &own)
+        .await
+        .expect(200);
+    login(&app, "pat@acme.example", "pats password 1")
+        .await
+        .expect_problem(401, "unauthenticated");
+}
+
 macro_rules! with_mail {
     ($($name:ident),*) => {$(
         mod $name {
@@ -333,6 +377,7 @@ plain!(
     subaccount_admin_cannot_take_over_its_parent_admin
 );
 with_mail!(
+    an_existing_user_joins_another_account_with_their_password,
     pre_registered_email_does_not_open_a_later_parent,
     verified_user_accepts_with_their_session
 );

@@ -57,29 +57,6 @@ both_backends! {
         accept("ci_unknown".into()).await.expect_problem(404, "not_found");
     }
 
-    async fn an_existing_user_joins_another_account_with_their_password(app) {
-        let parent = app.parent("acme.example", "enterprise").await;
-        let first = app.post(&format!("/v1/accounts/{}/members", parent.id), &parent.key, json!({"email": "pat@acme.example", "role": "advanced"})).await.expect(201);
-        app.accept(first["invitation"]["token"].as_str().unwrap(), "Pat", "pats password 1").await;
-        let sub = app.sub(&parent, "Team", "team@acme.example").await;
-        let second = app.post(&format!("/v1/accounts/{}/members", sub.id), &parent.key, json!({"email": "PAT@acme.example", "role": "basic"})).await.expect(201);
-        let token = second["invitation"]["token"].as_str().unwrap();
-        app.request(Method::POST, "/v1/invitations/accept", None, Some(json!({"token": token, "name": "Pat", "password": "not pats password"})))
-            .await
-            .expect_problem(401, "unauthenticated");
-        let key = app.accept(token, "Pat", "pats password 1").await;
-        app.get(&format!("/v1/accounts/{}", sub.id), &key).await.expect(200);
-
-        // One user, two accounts: a session reaches both.
-        let session = app.request(Method::POST, "/v1/sessions", None, Some(json!({"email": "pat@acme.example", "password": "pats password 1"}))).await.expect(201);
-        let token = session["token"].as_str().unwrap();
-        app.get(&format!("/v1/accounts/{}", parent.id), token).await.expect(200);
-        app.get(&format!("/v1/accounts/{}", sub.id), token).await.expect(200);
-        app.request(Method::POST, "/v1/sessions", None, Some(json!({"email": "pat@acme.example", "password": "wrong"})))
-            .await
-            .expect_problem(401, "unauthenticated");
-    }
-
     async fn api_keys_are_shown_once_listed_and_revoked(app) {
         let parent = app.parent("acme.example", "enterprise").await;
         let path = format!("/v1/accounts/{}/api-keys", parent.id);

@@ -1,6 +1,7 @@
 //! The `canopy` binary as a process: flags, start-up failures, SIGTERM, and
 //! two hosts side by side on one PostgreSQL database.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -90,6 +91,123 @@ fn a_busy_port_is_one_line_and_non_zero() {
     ]));
     assert_ne!(code, 0);
     assert!(err.contains("cannot listen on"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_the_operator_token_once_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let server = Server::start(&url, None);
+    let token = server
+        .stdout_first_line
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(token.starts_with("cop_"), "{}", server.stdout_first_line);
+    let client = reqwest::Client::new();
+    let ok = client
+        .get(format!("{}/v1/operator/accounts", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let status = server.sigterm();
+    assert!(status.success(), "{status}");
+    assert!(
+        dir.path().join("fresh.db").exists(),
+        "the SQLite file is created"
+    );
+
+    // The second start keeps the stored token and prints none.
+    let again = Server::start(&url, Some(""))
+        .sigterm_after(|base| async move {
+            let reply = reqwest::Client::new()
+                .get(format!("{base}/v1/operator/accounts"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+        })
+        .await;
+    assert!(again.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_serve_one_postgres_database_side_by_side() {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let token = "cop_shared_operator_token_for_both_hosts";
+    let a = Server::start(&url, Some(token));
+    let b = Server::start(&url, Some(token));
+    let client = reqwest::Client::new();
+    let post = |base: &str, path: &str, key: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let created: Value = post(&a.base, "/v1/operator/accounts", token, json!({
+        "name": "Acme", "company_name": "Acme", "email": "billing@acme.example", "billing_type": "prepaid",
+        "currency": "USD", "admin": {"email": "admin@acme.example", "name": "Admin"}
+    })).await.unwrap().json().await.unwrap();
+    let parent = created["account"]["id"].as_str().unwrap().to_string();
+    let key = created["api_key"]["secret"].as_str().unwrap().to_string();
+    let enabled = client
+        .patch(format!("{}/v1/operator/accounts/{parent}", b.base))
+        .bearer_auth(token)
+        .json(&json!({"subaccounts_enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enabled.status(), 200);
+
+    // Both hosts create sub-accounts at once; the same name races to one winner.
+    let path = format!("/v1/accounts/{parent}/subaccounts");
+    let spawn = |base: &str, body: Value| {
+        let request = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body);
+        tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (first, second) = if i % 2 == 0 {
+            (&a.base, &b.base)
+        } else {
+            (&b.base, &a.base)
+        };
+        tasks.push(spawn(
+            first,
+            json!({"name": format!("Team {i}"), "email": format!("t{i}@acme.example")}),
+        ));
+        tasks.push(spawn(
+            second,
+            json!({"name": "Contested", "email": format!("c{i}@acme.example")}),
+        ));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        11,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        9,
+        "{statuses:?}"
+    );
+    let listed: Value = get_json(&client, &format!("{}{path}?limit=100", b.base), &key).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 11);
+    assert!(a.sigterm().success());
+    assert!(b.sigterm().success());
 }
 
 /// Sends messages from `clients` tasks until told to stop; counts 201s.
