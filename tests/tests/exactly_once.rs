@@ -44,18 +44,33 @@ async fn tree(client: &reqwest::Client, base: &str) -> Tree {
     }
 }
 
-async fn send(
+/// The keyed request that is cut: a charged message, or a top-up.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    Send,
+    Topup,
+}
+
+async fn keyed(
     client: &reqwest::Client,
     base: &str,
     tree: &Tree,
+    cut: Cut,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    client
-        .post(format!("{base}/v1/accounts/{}/messages", tree.parent))
-        .bearer_auth(&tree.key)
-        .header("Idempotency-Key", "cut-me")
-        .json(&json!({"channel": "sms", "to": "+15550100", "body": "once"}))
-        .send()
-        .await
+    let request = match cut {
+        Cut::Send => client
+            .post(format!("{base}/v1/accounts/{}/messages", tree.parent))
+            .bearer_auth(&tree.key)
+            .json(&json!({"channel": "sms", "to": "+15550100", "body": "once"})),
+        Cut::Topup => client
+            .post(format!(
+                "{base}/v1/operator/accounts/{}/topups",
+                tree.parent
+            ))
+            .bearer_auth(TOKEN)
+            .json(&json!({"amount": "5"})),
+    };
+    request.header("Idempotency-Key", "cut-me").send().await
 }
 
 async fn get(client: &reqwest::Client, url: String, token: &str) -> Value {
@@ -70,42 +85,38 @@ async fn get(client: &reqwest::Client, url: String, token: &str) -> Value {
         .unwrap()
 }
 
-/// Kills the server at `point` during a keyed send, restarts it, retries.
-async fn cut_at(backend: Backend, point: &str) {
+/// Kills the server at `point` during a keyed request, restarts it,
+/// retries.
+async fn cut_at(backend: Backend, cut: Cut, point: &str) {
     let (url, _dir) = fresh_database(backend).await;
     let client = reqwest::Client::new();
-    let crashing = Server::start_with(
+    let mut crashing = Server::start_with(
         &url,
         Some(TOKEN),
         &["--test-clock"],
         &[("CANOPY_TEST_CRASH_AT", point)],
     );
     let tree = tree(&client, &crashing.base).await;
-    let cut = send(&client, &crashing.base, &tree).await;
-    assert!(
-        cut.is_err(),
-        "the request at {point} gets no answer: {cut:?}"
-    );
-    let mut crashing = crashing;
+    let first = keyed(&client, &crashing.base, &tree, cut).await;
+    assert!(first.is_err(), "the request at {point} gets no answer");
     let status = crashing.child.wait().unwrap();
     assert!(!status.success(), "killed at {point}");
 
     let server = Server::start(&url, Some(TOKEN));
-    let retry = send(&client, &server.base, &tree).await.unwrap();
+    let retry = keyed(&client, &server.base, &tree, cut).await.unwrap();
     assert_eq!(retry.status(), 201, "the retry after {point} answers");
+    // Cut before the commit, the retry runs the request; after it, the
+    // retry answers from what was committed.
     let replayed = retry.headers().get("idempotent-replayed").is_some();
-    let message: Value = retry.json().await.unwrap();
-    assert_eq!(message["status"], "sent");
-    // Cut before the commit, the retry runs the send; after it, the retry
-    // answers from what was committed.
-    assert_eq!(
-        replayed,
-        point != canopy::crashpoint::BEFORE_EFFECT_COMMIT,
-        "{point}"
-    );
-    let again = send(&client, &server.base, &tree).await.unwrap();
+    assert_eq!(replayed, point != BEFORE_EFFECT_COMMIT, "{point}");
+    let answer: Value = retry.json().await.unwrap();
+    let again = keyed(&client, &server.base, &tree, cut).await.unwrap();
     assert_eq!(again.status(), 201);
-    assert_eq!(again.json::<Value>().await.unwrap()["id"], message["id"]);
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        answer,
+        "the same answer"
+    );
 
     let balance = get(
         &client,
@@ -113,17 +124,25 @@ async fn cut_at(backend: Backend, point: &str) {
         &tree.key,
     )
     .await;
-    assert_eq!(
-        balance["balance"], "9.00",
-        "charged exactly once after {point}"
-    );
     let messages = get(
         &client,
         format!("{}/v1/accounts/{}/messages", server.base, tree.parent),
         &tree.key,
     )
     .await;
-    assert_eq!(messages["data"].as_array().unwrap().len(), 1, "{messages}");
+    let sent = messages["data"].as_array().unwrap().len();
+    match cut {
+        Cut::Send => {
+            assert_eq!(answer["status"], "sent", "{answer}");
+            assert_eq!(balance["balance"], "9.00", "charged once after {point}");
+            assert_eq!(sent, 1, "{messages}");
+        }
+        Cut::Topup => {
+            assert_eq!(answer["balance_after"], "15.00", "{answer}");
+            assert_eq!(balance["balance"], "15.00", "topped up once after {point}");
+            assert_eq!(sent, 0, "{messages}");
+        }
+    }
     let check = get(
         &client,
         format!("{}/v1/operator/ledger/check", server.base),
@@ -134,22 +153,28 @@ async fn cut_at(backend: Backend, point: &str) {
 }
 
 macro_rules! cut_points {
-    ($($name:ident => $point:expr),*) => {$(
+    ($($name:ident => $cut:expr, $point:expr);*) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::cut_at(super::Backend::Sqlite, $point).await
+                use super::*;
+                cut_at(Backend::Sqlite, $cut, $point).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::cut_at(super::Backend::Postgres, $point).await
+                use super::*;
+                cut_at(Backend::Postgres, $cut, $point).await
             }
         }
     )*};
 }
 
+use canopy::crashpoint::{AFTER_ANSWER_STORED, AFTER_EFFECT_COMMIT, BEFORE_EFFECT_COMMIT};
+
 cut_points!(
-    killed_before_the_effect_commits => canopy::crashpoint::BEFORE_EFFECT_COMMIT,
-    killed_after_the_effect_committed => canopy::crashpoint::AFTER_EFFECT_COMMIT,
-    killed_after_the_answer_was_stored => canopy::crashpoint::AFTER_ANSWER_STORED
+    send_killed_before_the_effect_commits => Cut::Send, BEFORE_EFFECT_COMMIT;
+    send_killed_after_the_effect_committed => Cut::Send, AFTER_EFFECT_COMMIT;
+    send_killed_after_the_answer_was_stored => Cut::Send, AFTER_ANSWER_STORED;
+    topup_killed_after_the_effect_committed => Cut::Topup, AFTER_EFFECT_COMMIT;
+    topup_killed_after_the_answer_was_stored => Cut::Topup, AFTER_ANSWER_STORED
 );

@@ -112,12 +112,10 @@ async fn replay_or_run(
 
     let canopy = &state.canopy;
     let now_us = canopy.clock.now_us();
-    let stored = async {
-        let mut c = canopy.store.reader().await?;
-        idempotency::find(&mut c, &scope, &key, now_us).await
-    }
-    .await
-    .map_err(IntoResponse::into_response)?;
+    let stored = canopy
+        .stored_key(&scope, &key, now_us)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let different = || {
         Error::IdempotencyConflict(
             "this Idempotency-Key was used with a different request; use a new key for a new request".into(),
@@ -196,19 +194,13 @@ async fn remember(state: &AppState, guard: &Guard, response: Response) -> Respon
             .unwrap_or("");
         let (text, redacted) = without_secrets(&bytes);
         let redacted = (!redacted.is_empty()).then(|| redacted.join(", "));
-        let mut tx = state.canopy.store.begin().await?;
-        idempotency::remember(
-            &mut tx,
-            guard,
-            &Answer {
-                status: parts.status.as_u16(),
-                content_type,
-                body: &text,
-                redacted: redacted.as_deref(),
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(crate::store::db_error)?;
+        let answer = Answer {
+            status: parts.status.as_u16(),
+            content_type,
+            body: &text,
+            redacted: redacted.as_deref(),
+        };
+        state.canopy.remember_answer(guard, &answer).await?;
         Ok::<_, Error>(bytes)
     }
     .await;

@@ -9,6 +9,7 @@
 //! opens, so a slow policy never holds SQLite's only write lock.
 
 pub mod access;
+pub mod idempotency;
 pub mod identity;
 pub mod members;
 pub mod messages;

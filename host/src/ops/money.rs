@@ -102,7 +102,36 @@ impl Canopy {
         self.topup(&actor.target, req.amount).await
     }
 
+    /// The answer of a money move that an earlier request with this
+    /// Idempotency-Key committed but could not answer.
+    async fn recovered_move(&self) -> Result<Option<Moved>> {
+        let Some(key) = store::idempotency::committed_resource() else {
+            return Ok(None);
+        };
+        let mut c = self.store.reader().await?;
+        let (posted, kind, amount, currency) = store::ledger::by_key(&mut c, &key)
+            .await?
+            .ok_or_else(|| Error::internal("the committed transfer vanished"))?;
+        let kind = TransferKind::parse(&kind).ok_or_else(|| Error::internal("stored kind"))?;
+        // A return leaves the budget it came from; the rest, what they credit.
+        let balance_after = if kind == TransferKind::Return {
+            posted.debit_after
+        } else {
+            posted.credit_after
+        };
+        Ok(Some(Moved {
+            transfer_id: posted.id,
+            kind,
+            amount,
+            currency,
+            balance_after,
+        }))
+    }
+
     async fn topup(&self, parent: &Account, amount: Decimal) -> Result<Moved> {
+        if let Some(moved) = self.recovered_move().await? {
+            return Ok(moved);
+        }
         require_not_deleted(parent)?;
         let amount = positive("amount", amount)?;
         if parent.billing_type != Some(BillingType::Prepaid) {
@@ -111,7 +140,11 @@ impl Canopy {
         let posting = ledger::topup_posting(parent, amount, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
-        let posted = self.post(&mut tx, &posting, now_us).await?;
+        let key = transfer_key(posting.kind);
+        let posted =
+            store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, vec![])
+                .await?;
+        store::idempotency::note_resource_in(&mut tx, &key).await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(moved(&posted, &posting, posted.credit_after))
     }
@@ -132,6 +165,9 @@ impl Canopy {
             return Err(Error::Forbidden(
                 "a sub-account's budget is set by its parent account's admin".into(),
             ));
+        }
+        if let Some(moved) = self.recovered_move().await? {
+            return Ok(moved);
         }
         let sub = &actor.target;
         require_not_deleted(sub)?;
@@ -161,6 +197,7 @@ impl Canopy {
         };
         let posted =
             store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, extra).await?;
+        store::idempotency::note_resource_in(&mut tx, &key).await?;
         tx.commit().await.map_err(store::db_error)?;
         let budget_after = if allocate {
             posted.credit_after

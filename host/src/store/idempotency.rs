@@ -128,6 +128,22 @@ pub fn note_resource(id: &str) {
     }
 }
 
+/// Names what the request's effect created, inside the effect's own
+/// transaction (after the key row was written by `begin`).
+pub async fn note_resource_in(c: &mut Conn, id: &str) -> Result<()> {
+    let Some(g) = current().filter(|g| g.recorded()) else {
+        return Ok(());
+    };
+    sqlx::query("UPDATE idempotency_keys SET resource = $3 WHERE scope = $1 AND key = $2")
+        .bind(&g.scope)
+        .bind(&g.key)
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// What an earlier request with this key created, when its answer was
 /// lost: the operation answers from it instead of running again.
 pub fn committed_resource() -> Option<String> {

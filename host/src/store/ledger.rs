@@ -300,6 +300,37 @@ pub async fn balance(c: &mut Conn, r: &LedgerRef) -> Result<Amount> {
     ))
 }
 
+/// A transfer by its idempotency key: the transfer, its kind, amount and
+/// currency (an answer rebuilt from what was committed).
+pub async fn by_key(c: &mut Conn, key: &str) -> Result<Option<(Posted, String, Amount, String)>> {
+    let row = sqlx::query(
+        "SELECT id, kind, amount_micros, currency, debit_balance_after, credit_balance_after
+         FROM transfers WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
+    row.map(|r| {
+        let micros = |col: &str| {
+            r.try_get::<i64, _>(col)
+                .map(Amount::from_micros)
+                .map_err(db_error)
+        };
+        Ok((
+            Posted {
+                id: r.try_get("id").map_err(db_error)?,
+                debit_after: micros("debit_balance_after")?,
+                credit_after: micros("credit_balance_after")?,
+            },
+            r.try_get("kind").map_err(db_error)?,
+            micros("amount_micros")?,
+            r.try_get("currency").map_err(db_error)?,
+        ))
+    })
+    .transpose()
+}
+
 /// A month's counters of a postpaid parent or shared-usage sub-account.
 pub async fn monthly(c: &mut Conn, account_id: &str, month: &str) -> Result<MonthCounters> {
     let row = sqlx::query(
