@@ -277,32 +277,43 @@ fn require_operator(p: &Principal) -> Result<()> {
 
 /// Which hooks customers may attach policies to (operator).
 #[utoipa::path(get, path = "/v1/operator/policy-settings", tag = "operator",
-    responses((status = 200, body = PolicySettings), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = PolicySettingsView), (status = "4XX", body = Problem)))]
 async fn get_policy_settings(
     State(s): State<AppState>,
     Caller(p): Caller,
-) -> Result<Json<PolicySettings>> {
+) -> Result<Json<PolicySettingsView>> {
     require_operator(&p)?;
     let hooks = s.canopy.customer_hooks().await?;
-    Ok(Json(PolicySettings {
-        customer_hooks: hooks.iter().map(|h| h.name().to_string()).collect(),
-    }))
+    Ok(Json(PolicySettingsView::of(&hooks)))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicySettingsView {
+    /// Hooks customers may attach policies to (`cascade` lets a customer's
+    /// plan replace the default).
+    pub customer_hooks: Vec<String>,
+}
+
+impl PolicySettingsView {
+    fn of(hooks: &[crate::policy::Hook]) -> PolicySettingsView {
+        PolicySettingsView {
+            customer_hooks: hooks.iter().map(|h| h.name().to_string()).collect(),
+        }
+    }
 }
 
 /// Set which hooks customers may attach policies to; customer policies on
 /// other hooks stop applying on every host.
 #[utoipa::path(put, path = "/v1/operator/policy-settings", tag = "operator", request_body = PolicySettings,
-    responses((status = 200, body = PolicySettings), (status = "4XX", body = Problem)))]
+    responses((status = 200, body = PolicySettingsView), (status = "4XX", body = Problem)))]
 async fn put_policy_settings(
     State(s): State<AppState>,
     Caller(p): Caller,
     Body(req): Body<PolicySettings>,
-) -> Result<Json<PolicySettings>> {
+) -> Result<Json<PolicySettingsView>> {
     require_operator(&p)?;
     let hooks = s.canopy.set_customer_hooks(req).await?;
-    Ok(Json(PolicySettings {
-        customer_hooks: hooks.iter().map(|h| h.name().to_string()).collect(),
-    }))
+    Ok(Json(PolicySettingsView::of(&hooks)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

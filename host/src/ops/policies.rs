@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::{AccountKind, NameKey};
@@ -69,7 +69,7 @@ pub struct Activation {
     pub mode: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
     /// Hooks customers may attach policies to (`cascade` lets a customer's
