@@ -178,3 +178,98 @@ cut_points!(
     topup_killed_after_the_effect_committed => Cut::Topup, AFTER_EFFECT_COMMIT;
     topup_killed_after_the_answer_was_stored => Cut::Topup, AFTER_ANSWER_STORED
 );
+
+/// A send that passed its checks before a suspension committed cannot
+/// commit after it: the account's status is checked again inside the
+/// send's own write.
+async fn a_send_racing_a_suspension(backend: Backend) {
+    let (url, _dir) = fresh_database(backend).await;
+    let client = reqwest::Client::new();
+    let server = Server::start_with(
+        &url,
+        Some(TOKEN),
+        &["--test-clock"],
+        &[(
+            "CANOPY_TEST_PAUSE_AT",
+            canopy::crashpoint::BEFORE_SEND_WRITE,
+        )],
+    );
+    let tree = tree(&client, &server.base).await;
+    let base = server.base.clone();
+    let send = {
+        let (client, base) = (client.clone(), base.clone());
+        let (parent, key) = (tree.parent.clone(), tree.key.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/v1/accounts/{parent}/messages"))
+                .bearer_auth(&key)
+                .json(&json!({"channel": "sms", "to": "+15550100", "body": "late"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    // The send is waiting at its pause point; suspend meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let suspended = client
+        .post(format!(
+            "{base}/v1/operator/accounts/{}/suspend",
+            tree.parent
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suspended.status(), 200);
+    let reply = send.await.unwrap();
+    assert_eq!(reply.status(), 403);
+    let problem: Value = reply.json().await.unwrap();
+    assert_eq!(problem["code"], "account_suspended", "{problem}");
+    let balance = get(
+        &client,
+        format!("{base}/v1/operator/accounts/{}", tree.parent),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(balance["status"], "suspended", "{balance}");
+    let check = get(&client, format!("{base}/v1/operator/ledger/check"), TOKEN).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    // Nothing was sent or charged: after reactivation the balance is the
+    // top-up and there is no message.
+    let unsuspended = client
+        .post(format!(
+            "{base}/v1/operator/accounts/{}/unsuspend",
+            tree.parent
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsuspended.status(), 200);
+    let balance = get(
+        &client,
+        format!("{base}/v1/accounts/{}/balance", tree.parent),
+        &tree.key,
+    )
+    .await;
+    assert_eq!(balance["balance"], "10.00", "{balance}");
+    let messages = get(
+        &client,
+        format!("{base}/v1/accounts/{}/messages", tree.parent),
+        &tree.key,
+    )
+    .await;
+    assert_eq!(messages["data"].as_array().unwrap().len(), 0, "{messages}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_a_suspension_sqlite() {
+    a_send_racing_a_suspension(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_a_suspension_postgres() {
+    a_send_racing_a_suspension(Backend::Postgres).await
+}

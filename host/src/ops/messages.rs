@@ -114,6 +114,7 @@ impl Canopy {
                 account.id
             ))
         };
+        crate::crashpoint::pause(crate::crashpoint::BEFORE_SEND_WRITE).await;
         let hold = (self.store.backend == store::Backend::Postgres)
             .then(|| store::messages::hold_account_step(&account.id));
         if price.decimal().is_zero() {
