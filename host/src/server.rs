@@ -16,7 +16,13 @@ use crate::policy::{DecisionLog, DefaultsRuntime, Policies, decision};
 use crate::secrets::{new_secret, sha256_hex};
 use crate::store::{self, Store};
 
-/// How often expired idempotency keys are purged.
+/// A connection that has not sent a whole request head within this long is
+/// closed (slow-header clients hold no connection slot for long).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// On shutdown, requests in flight get this long to finish; then their
+/// connections are closed and the process exits.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
 const OPERATOR_TOKEN_SETTING: &str = "operator_token_sha256";
 
 /// Everything `canopy serve` is configured with.
@@ -89,7 +95,7 @@ impl Host {
     }
 
     /// Serves on `listener` until `shutdown` completes; requests in flight
-    /// finish first.
+    /// then get `shutdown_drain` to finish.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -109,9 +115,7 @@ impl Host {
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
         }
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve(listener, router, &self.canopy.settings, shutdown).await;
         background.iter().for_each(|task| task.abort());
         // The decisions of the last requests are written before closing.
         let _ = stop.send(true);
@@ -119,6 +123,75 @@ impl Host {
         self.canopy.store.close().await;
         served
     }
+}
+
+/// After an accept error that is not about one connection (too many open
+/// files), wait this long before accepting again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Serves HTTP/1.1 until `shutdown`: a connection that does not send a
+/// request head within `header_read_timeout` is closed; at shutdown no new
+/// connection is taken, idle ones close, and requests in flight get
+/// `shutdown_drain` before the rest are closed.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        connections = connections.len(),
+        "draining: no new connections; requests in flight finish"
+    );
+    if tokio::time::timeout(settings.shutdown_drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            drain = ?settings.shutdown_drain,
+            "connections still open after the drain; closing them"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The operator token's hash: from the flag, from storage, or generated now

@@ -86,6 +86,10 @@ pub struct Options {
     /// Keep at most this many decisions, purging every `purge_every`.
     pub decisions_max: Option<i64>,
     pub purge_every: Option<Duration>,
+    /// Close connections that take longer than this to send their headers.
+    pub header_read_timeout: Option<Duration>,
+    /// On shutdown, wait at most this long for connections to finish.
+    pub shutdown_drain: Option<Duration>,
 }
 
 pub struct TestApp {
@@ -126,6 +130,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
     if let Some(every) = options.purge_every {
         settings.purge_every = every;
+    }
+    if let Some(timeout) = options.header_read_timeout {
+        settings.header_read_timeout = timeout;
+    }
+    if let Some(drain) = options.shutdown_drain {
+        settings.shutdown_drain = drain;
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

@@ -1,13 +1,13 @@
 //! Account routes: the account itself and its sub-accounts.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Caller, cursor};
+use super::extract::{Body, Caller, Path, Query, cursor};
 use super::operator::StatusFilter;
 use super::views::{AccountView, InvitationView, List};
 use super::{AppState, Problem};

@@ -18,7 +18,24 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong and how to fix the request.
     pub detail: String,
-    /// Stable machine-readable code (API.md).
+    /// Stable machine-readable code, one HTTP status each (docs/ERRORS.md):
+    /// - `unauthenticated` 401
+    /// - `insufficient_funds` 402
+    /// - `forbidden` 403
+    /// - `policy_denied` 403
+    /// - `account_suspended` 403
+    /// - `feature_not_enabled` 403
+    /// - `not_found` 404
+    /// - `method_not_allowed` 405 (with `Allow`)
+    /// - `conflict` 409
+    /// - `idempotency_conflict` 409
+    /// - `invitation_expired` 410
+    /// - `payload_too_large` 413
+    /// - `validation_failed` 422
+    /// - `rate_limited` 429 (with `Retry-After`)
+    /// - `policy_failed` 500
+    /// - `internal` 500
+    #[schema(example = "validation_failed")]
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
@@ -95,5 +112,60 @@ impl IntoResponse for Error {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code, with its status, is listed in the OpenAPI document and
+    /// in docs/ERRORS.md.
+    #[test]
+    fn every_code_is_documented() {
+        let policy = PolicyRef {
+            id: "pol_x".into(),
+            version: 1,
+            reason: "no".into(),
+        };
+        let text = String::new;
+        let every = [
+            Error::Unauthenticated(text()),
+            Error::Forbidden(text()),
+            Error::PolicyDenied(policy.clone()),
+            Error::AccountSuspended(text()),
+            Error::FeatureNotEnabled(text()),
+            Error::NotFound(text()),
+            Error::Conflict(text()),
+            Error::IdempotencyConflict(text()),
+            Error::invalid("field", "reason"),
+            Error::InsufficientFunds(text()),
+            Error::PolicyFailed(policy),
+            Error::PayloadTooLarge(text()),
+            Error::InvitationExpired(text()),
+            Error::MethodNotAllowed(text()),
+            Error::RateLimited {
+                detail: text(),
+                retry_after_secs: 1,
+            },
+            Error::Internal(text()),
+        ];
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::http::openapi_json()).expect("OpenAPI is JSON");
+        let listed = spec["components"]["schemas"]["Problem"]["properties"]["code"]["description"]
+            .as_str()
+            .expect("Problem.code is described");
+        let table = include_str!("../../../docs/ERRORS.md");
+        for e in every {
+            let (code, status) = (e.code(), e.status());
+            assert!(
+                listed.contains(&format!("`{code}` {status}")),
+                "{code} {status} is not listed in the OpenAPI document"
+            );
+            assert!(
+                table.contains(&format!("| `{code}` | {status} |")),
+                "{code} {status} is not in docs/ERRORS.md"
+            );
+        }
     }
 }

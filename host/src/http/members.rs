@@ -1,13 +1,13 @@
 //! Members, invitations, sessions and API keys.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Caller, Pagination, cursor};
+use super::extract::{Body, Caller, Pagination, Path, Query, cursor};
 use super::views::{
     AcceptedView, ApiKeyView, InvitationView, List, MemberView, SecretKeyView, SessionView,
 };

@@ -108,5 +108,6 @@ pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), system::count))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(system::headers))
         .with_state(state)
 }

@@ -2,13 +2,13 @@
 //! notifications and the operator's reconciliation check.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Caller, Operator, Pagination, cursor};
+use super::extract::{Body, Caller, Operator, Pagination, Path, Query, cursor};
 use super::views::List;
 use super::{AppState, Problem};
 use crate::Result;

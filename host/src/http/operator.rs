@@ -2,13 +2,13 @@
 //! under `--test-clock`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Operator, Pagination, cursor};
+use super::extract::{Body, Operator, Pagination, Path, Query, cursor};
 use super::views::{AccountView, InvitationView, List, SecretKeyView, UserView};
 use super::{AppState, Problem};
 use crate::domain::Status;
@@ -116,6 +116,7 @@ async fn delete_parent(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StatusFilter {
     /// Only sub-accounts in this status (default: all but deleted).
     pub status: Option<String>,

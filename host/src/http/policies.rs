@@ -1,14 +1,14 @@
 //! Policies (a parent's tree, or the platform's) and the decision log.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Body, Caller, Pagination, cursor};
+use super::extract::{Body, Caller, Pagination, Path, Query, cursor};
 use super::views::List;
 use super::{AppState, Problem};
 use crate::clock::from_us;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -161,9 +161,26 @@ pub async fn not_found() -> Error {
     Error::NotFound("no such route; see /docs for the API's routes".into())
 }
 
-pub async fn method_not_allowed() -> Response {
-    let mut response =
-        Error::invalid("method", "is not allowed on this route; see /docs").into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+/// The route exists, not with this method; the router adds `Allow`.
+pub async fn method_not_allowed(method: Method) -> Error {
+    Error::MethodNotAllowed(format!(
+        "`{method}` is not allowed on this route; the `Allow` header lists the methods it takes"
+    ))
+}
+
+/// Headers every response carries: `nosniff` everywhere, and `no-store` on
+/// the API, whose responses may carry secrets (keys, invitation tokens).
+pub async fn headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let api = path == "/v1" || path.starts_with("/v1/");
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }

@@ -44,6 +44,12 @@ pub struct Settings {
     /// How often a host checks whether another host changed the active
     /// policies.
     pub policy_poll: Duration,
+    /// How long a connection may take to send a request's headers before
+    /// it is closed.
+    pub header_read_timeout: Duration,
+    /// On shutdown, how long requests in flight may take before their
+    /// connections are closed anyway.
+    pub shutdown_drain: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +61,8 @@ impl Default for Settings {
             decisions_max: 1_000_000,
             purge_every: Duration::from_secs(600),
             policy_poll: Duration::from_millis(500),
+            header_read_timeout: crate::server::HEADER_READ_TIMEOUT,
+            shutdown_drain: crate::server::SHUTDOWN_DRAIN,
         }
     }
 }
