@@ -63,8 +63,10 @@ struct Serve {
     /// Runtime of the shipped default policies: rhai or wasm.
     #[arg(long, env = "CANOPY_DEFAULT_POLICIES_RUNTIME", default_value = "rhai", value_parser = ["rhai", "wasm"])]
     default_policies_runtime: String,
-    /// Local directory for compiled Wasm components (default: the system's
-    /// temporary directory); never shared between hosts.
+    /// Private local directory for compiled Wasm components (default:
+    /// `canopy-wasm-cache` beside an SQLite database, else under
+    /// $XDG_CACHE_HOME or the current directory); created 0700, never shared
+    /// between hosts.
     #[arg(long, env = "CANOPY_WASM_CACHE")]
     wasm_cache: Option<PathBuf>,
     /// Days decisions are kept in the decision log.
@@ -171,7 +173,7 @@ fn run_serve(serve: Serve) -> ExitCode {
                 serve
                     .wasm_cache
                     .clone()
-                    .unwrap_or_else(|| std::env::temp_dir().join("canopy-wasm-cache")),
+                    .unwrap_or_else(|| crate::policy::wasm_cache::default_dir(&serve.database_url)),
             ),
         };
         let host = match Host::open(config).await {

@@ -33,7 +33,9 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// The runtime the shipped defaults run in.
     pub defaults_runtime: DefaultsRuntime,
-    /// Where compiled Wasm components are kept between restarts.
+    /// The private directory where compiled Wasm components are kept
+    /// between restarts (`None`: in memory only); see
+    /// [`crate::policy::wasm_cache::default_dir`] for the default.
     pub wasm_cache: Option<PathBuf>,
 }
 
@@ -49,7 +51,7 @@ pub struct Host {
 
 impl Host {
     pub async fn open(config: Config) -> Result<Host, String> {
-        crate::policy::wasm::set_cache_dir(config.wasm_cache.clone());
+        crate::policy::wasm::set_cache_dir(config.wasm_cache.clone())?;
         let policies = match &config.policies_dir {
             Some(dir) => Policies::from_dir(dir, config.defaults_runtime)?,
             None => Policies::shipped(config.defaults_runtime)?,

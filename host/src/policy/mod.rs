@@ -20,6 +20,7 @@ pub mod output;
 pub mod rhai_script;
 pub mod samples;
 pub mod wasm;
+pub mod wasm_cache;
 
 use std::collections::HashMap;
 use std::path::Path;
