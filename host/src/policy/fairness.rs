@@ -103,15 +103,15 @@ mod tests {
     #[tokio::test]
     async fn a_tree_holds_at_most_its_share_and_others_are_not_held_up() {
         let f = Fairness::new(2, Duration::from_millis(50));
-        let _a1 = f.enter(Some("a")).await.unwrap();
+        let a1 = f.enter(Some("a")).await.unwrap();
         let _a2 = f.enter(Some("a")).await.unwrap();
         let refused = f.enter(Some("a")).await.unwrap_err();
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(f.refused_total(), 1);
         // Another tree and the operator still get theirs at once.
-        f.enter(Some("b")).await.unwrap();
-        f.enter(None).await.unwrap();
-        drop(_a1);
-        f.enter(Some("a")).await.unwrap();
+        let _b = f.enter(Some("b")).await.unwrap();
+        let _operator = f.enter(None).await.unwrap();
+        drop(a1);
+        let _a3 = f.enter(Some("a")).await.unwrap();
     }
 }
