@@ -63,16 +63,26 @@ struct Serve {
     /// Runtime of the shipped default policies: rhai or wasm.
     #[arg(long, env = "CANOPY_DEFAULT_POLICIES_RUNTIME", default_value = "rhai", value_parser = ["rhai", "wasm"])]
     default_policies_runtime: String,
-    /// Local directory for compiled Wasm components (default: the system's
-    /// temporary directory); never shared between hosts.
+    /// Private local directory for compiled Wasm components (default:
+    /// `canopy-wasm-cache` beside an SQLite database, else under
+    /// $XDG_CACHE_HOME or the current directory); created 0700, never shared
+    /// between hosts.
     #[arg(long, env = "CANOPY_WASM_CACHE")]
     wasm_cache: Option<PathBuf>,
     /// Days decisions are kept in the decision log.
     #[arg(long, env = "CANOPY_DECISION_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
     decision_retention_days: u64,
-    /// Most decisions kept; the oldest go first.
-    #[arg(long, env = "CANOPY_DECISIONS_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1000..))]
-    decisions_max: i64,
+    /// Most decisions kept per tree (the operator's actions count as one
+    /// more tree); the oldest of a tree over it go first.
+    #[arg(long, env = "CANOPY_DECISIONS_MAX_PER_TREE", default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(1000..))]
+    decisions_max_per_tree: i64,
+    /// Consecutive failures after which an uploaded policy is no longer
+    /// evaluated (fails closed at once) for the cool-down; 0 never.
+    #[arg(long, env = "CANOPY_POLICY_BREAKER_FAILURES", default_value_t = crate::policy::breaker::FAILURES_TO_OPEN)]
+    policy_breaker_failures: u32,
+    /// Seconds an open policy circuit refuses before one trial evaluation.
+    #[arg(long, env = "CANOPY_POLICY_BREAKER_COOL_DOWN_SECS", default_value_t = crate::policy::breaker::COOL_DOWN.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86400))]
+    policy_breaker_cool_down_secs: u64,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -159,7 +169,9 @@ fn run_serve(serve: Serve) -> ExitCode {
             settings: Settings {
                 invitation_ttl: Duration::from_secs(serve.invitation_ttl_hours * 3600),
                 decision_retention: Duration::from_secs(serve.decision_retention_days * 24 * 3600),
-                decisions_max: serve.decisions_max,
+                decisions_max_per_tree: serve.decisions_max_per_tree,
+                breaker_failures: serve.policy_breaker_failures,
+                breaker_cool_down: Duration::from_secs(serve.policy_breaker_cool_down_secs),
                 ..Settings::default()
             },
             defaults_runtime: if serve.default_policies_runtime == "wasm" {
@@ -171,7 +183,7 @@ fn run_serve(serve: Serve) -> ExitCode {
                 serve
                     .wasm_cache
                     .clone()
-                    .unwrap_or_else(|| std::env::temp_dir().join("canopy-wasm-cache")),
+                    .unwrap_or_else(|| crate::policy::wasm_cache::default_dir(&serve.database_url)),
             ),
         };
         let host = match Host::open(config).await {

@@ -39,7 +39,9 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// The runtime the shipped defaults run in.
     pub defaults_runtime: DefaultsRuntime,
-    /// Where compiled Wasm components are kept between restarts.
+    /// The private directory where compiled Wasm components are kept
+    /// between restarts (`None`: in memory only); see
+    /// [`crate::policy::wasm_cache::default_dir`] for the default.
     pub wasm_cache: Option<PathBuf>,
 }
 
@@ -55,11 +57,15 @@ pub struct Host {
 
 impl Host {
     pub async fn open(config: Config) -> Result<Host, String> {
-        crate::policy::wasm::set_cache_dir(config.wasm_cache.clone());
-        let policies = match &config.policies_dir {
+        crate::policy::wasm::set_cache_dir(config.wasm_cache.clone())?;
+        let mut policies = match &config.policies_dir {
             Some(dir) => Policies::from_dir(dir, config.defaults_runtime)?,
             None => Policies::shipped(config.defaults_runtime)?,
         };
+        policies.set_breaker(
+            config.settings.breaker_failures,
+            config.settings.breaker_cool_down,
+        );
         let at = |e: store::StoreError| format!("{e} (database {})", redact(&config.database_url));
         let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
         let store = Store::connect(&config.database_url).await.map_err(at)?;
@@ -231,7 +237,7 @@ async fn purge_loop(canopy: Arc<Canopy>) {
             let decisions = store::decisions::purge(
                 &mut tx,
                 now - settings.decision_retention.as_micros() as i64,
-                settings.decisions_max,
+                settings.decisions_max_per_tree,
             )
             .await?;
             tx.commit().await.map_err(store::db_error)?;

@@ -83,13 +83,18 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// The runtime of the shipped defaults.
     pub defaults_runtime: canopy::policy::DefaultsRuntime,
-    /// Keep at most this many decisions, purging every `purge_every`.
-    pub decisions_max: Option<i64>,
+    /// Keep at most this many decisions per tree, purging every
+    /// `purge_every`.
+    pub decisions_max_per_tree: Option<i64>,
     pub purge_every: Option<Duration>,
     /// Close connections that take longer than this to send their headers.
     pub header_read_timeout: Option<Duration>,
     /// On shutdown, wait at most this long for connections to finish.
     pub shutdown_drain: Option<Duration>,
+    /// Consecutive failures that open a policy's circuit (0: never).
+    pub breaker_failures: Option<u32>,
+    /// The compiled Wasm cache (default: a shared one for the tests).
+    pub wasm_cache: Option<PathBuf>,
 }
 
 pub struct TestApp {
@@ -125,8 +130,11 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     if let Some(ttl) = options.invitation_ttl {
         settings.invitation_ttl = ttl;
     }
-    if let Some(max) = options.decisions_max {
-        settings.decisions_max = max;
+    if let Some(max) = options.decisions_max_per_tree {
+        settings.decisions_max_per_tree = max;
+    }
+    if let Some(failures) = options.breaker_failures {
+        settings.breaker_failures = failures;
     }
     if let Some(every) = options.purge_every {
         settings.purge_every = every;
@@ -151,7 +159,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
                 from: "canopy@test.example".into(),
             }),
         defaults_runtime: options.defaults_runtime,
-        wasm_cache: Some(std::env::temp_dir().join("canopy-test-wasm-cache")),
+        wasm_cache: Some(options.wasm_cache.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("canopy-test-wasm-cache-{}", whoami()))
+        })),
     })
     .await
     .expect("test server starts");
@@ -645,10 +655,36 @@ pub async fn fake_smtp() -> (
     (url, rx)
 }
 
+/// The user running the tests, to keep their private directories apart.
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "user".into())
+}
+
 /// Runs each scenario once on SQLite and once on PostgreSQL:
-/// `mod name { sqlite, postgres }`.
+/// `mod name { sqlite, postgres }`. With `options = EXPR;` first, the
+/// servers start with those [`Options`].
 #[macro_export]
 macro_rules! both_backends {
+    (options = $options:expr; $(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($app: $crate::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    scenario($crate::spawn_app_with($crate::Backend::Sqlite, $options).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    scenario($crate::spawn_app_with($crate::Backend::Postgres, $options).await).await
+                }
+            }
+        )*
+    };
     ($(async fn $name:ident($app:ident) $body:block)*) => {
         $(
             mod $name {

@@ -80,8 +80,22 @@ pub struct PolicyView {
     pub status: String,
     pub active_version: Option<i64>,
     pub versions: Vec<VersionView>,
+    /// The active version's circuit breaker on this host, when it is not
+    /// closed: after repeated failures the policy fails closed without
+    /// being evaluated until `until`, then gets one trial evaluation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BreakerView {
+    /// `open` (refusing) or `half_open` (one trial evaluation running).
+    pub state: &'static str,
+    pub until: Option<DateTime<Utc>>,
+    /// Consecutive failures.
+    pub failures: u32,
 }
 
 impl From<PolicyInfo> for PolicyView {
@@ -103,6 +117,11 @@ impl From<PolicyInfo> for PolicyView {
                     created_at: from_us(v.created_at_us),
                 })
                 .collect(),
+            breaker: i.breaker.map(|b| BreakerView {
+                state: b.state,
+                until: b.until.map(DateTime::<Utc>::from),
+                failures: b.failures,
+            }),
             created_at: from_us(i.policy.created_at_us),
             updated_at: from_us(i.policy.updated_at_us),
         }

@@ -105,6 +105,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "# HELP canopy_decisions_dropped_total Decisions not logged because the log's queue was full.\n# TYPE canopy_decisions_dropped_total counter\ncanopy_decisions_dropped_total {}\n",
         policies.decisions_dropped()
     ));
+    let breakers = policies.breakers();
+    out.push_str(&format!(
+        "# HELP canopy_policy_breakers_open Policy circuits open now (failing closed without evaluating).\n# TYPE canopy_policy_breakers_open gauge\ncanopy_policy_breakers_open {}\n\
+         # HELP canopy_policy_breaker_opened_total Times a policy circuit opened after repeated failures.\n# TYPE canopy_policy_breaker_opened_total counter\ncanopy_policy_breaker_opened_total {}\n\
+         # HELP canopy_policy_breaker_refused_total Evaluations refused by an open policy circuit.\n# TYPE canopy_policy_breaker_refused_total counter\ncanopy_policy_breaker_refused_total {}\n\
+         # HELP canopy_policy_fair_share_refused_total Operations refused because their tree's share of policy evaluation stayed busy.\n# TYPE canopy_policy_fair_share_refused_total counter\ncanopy_policy_fair_share_refused_total {}\n",
+        breakers.open_now(),
+        breakers.opened_total(),
+        breakers.refused_total(),
+        policies.fairness().refused_total()
+    ));
     out.push_str(&format!(
         "# HELP canopy_policy_generation The policy generation this host has loaded.\n# TYPE canopy_policy_generation gauge\ncanopy_policy_generation {}\n",
         policies.layers().generation

@@ -36,9 +36,11 @@ pub struct Settings {
     pub invitation_ttl: Duration,
     /// How long a session token from `POST /v1/sessions` stays valid.
     pub session_ttl: Duration,
-    /// How long decisions are kept, and at most how many.
+    /// How long decisions are kept, and at most how many per tree (the
+    /// operator's actions are one more bucket), so one tree's traffic never
+    /// purges another's log.
     pub decision_retention: Duration,
-    pub decisions_max: i64,
+    pub decisions_max_per_tree: i64,
     /// How often expired idempotency keys and old decisions are purged.
     pub purge_every: Duration,
     /// How often a host checks whether another host changed the active
@@ -50,6 +52,10 @@ pub struct Settings {
     /// On shutdown, how long requests in flight may take before their
     /// connections are closed anyway.
     pub shutdown_drain: Duration,
+    /// An uploaded policy's circuit opens after this many consecutive
+    /// failures (0: never), for `breaker_cool_down`.
+    pub breaker_failures: u32,
+    pub breaker_cool_down: Duration,
 }
 
 impl Default for Settings {
@@ -58,11 +64,13 @@ impl Default for Settings {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             session_ttl: Duration::from_secs(24 * 3600),
             decision_retention: Duration::from_secs(30 * 24 * 3600),
-            decisions_max: 1_000_000,
+            decisions_max_per_tree: 100_000,
             purge_every: Duration::from_secs(600),
             policy_poll: Duration::from_millis(500),
             header_read_timeout: crate::server::HEADER_READ_TIMEOUT,
             shutdown_drain: crate::server::SHUTDOWN_DRAIN,
+            breaker_failures: crate::policy::breaker::FAILURES_TO_OPEN,
+            breaker_cool_down: crate::policy::breaker::COOL_DOWN,
         }
     }
 }

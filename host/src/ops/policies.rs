@@ -82,6 +82,8 @@ pub struct PolicySettings {
 pub struct PolicyInfo {
     pub policy: store::policies::PolicyRow,
     pub versions: Vec<store::policies::VersionRow>,
+    /// The active version's circuit breaker on this host, unless closed.
+    pub breaker: Option<crate::policy::breaker::Status>,
 }
 
 /// What an upload made.
@@ -371,7 +373,7 @@ impl Canopy {
         let mut out = Vec::new();
         for policy in store::policies::list(&mut c, owner.key()).await? {
             let versions = store::policies::versions(&mut c, &policy.id).await?;
-            out.push(PolicyInfo { policy, versions });
+            out.push(self.policy_info(policy, versions));
         }
         Ok(out)
     }
@@ -388,7 +390,22 @@ impl Canopy {
             .await?
             .ok_or_else(|| Error::not_found("policy", policy_id))?;
         let versions = store::policies::versions(&mut c, &policy.id).await?;
-        Ok(PolicyInfo { policy, versions })
+        Ok(self.policy_info(policy, versions))
+    }
+
+    fn policy_info(
+        &self,
+        policy: store::policies::PolicyRow,
+        versions: Vec<store::policies::VersionRow>,
+    ) -> PolicyInfo {
+        let breaker = policy
+            .active_version
+            .and_then(|v| self.policies.breakers().status(&policy.id, v));
+        PolicyInfo {
+            policy,
+            versions,
+            breaker,
+        }
     }
 
     /// Activates `version` (an older one is a rollback) in `mode`, or with

@@ -12,14 +12,17 @@
 //! This module knows nothing of SQL or HTTP: a policy never sees a database
 //! handle, only the documents the host builds for it.
 
+pub mod breaker;
 pub mod decision;
 #[cfg(test)]
 mod differential;
+pub mod fairness;
 pub mod input;
 pub mod output;
 pub mod rhai_script;
 pub mod samples;
 pub mod wasm;
+pub mod wasm_cache;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -207,6 +210,8 @@ struct Selection {
     policies: Vec<(Mode, Arc<dyn Policy>)>,
     /// Only compiled-in shipped defaults: cheap enough to run inline.
     defaults_only: bool,
+    /// Where the uploaded (platform and tree) policies start.
+    uploaded_from: usize,
 }
 
 /// The policies of each hook, in evaluation order: shipped defaults, then
@@ -221,6 +226,10 @@ pub struct Policies {
     /// a worker.
     inline: bool,
     log: OnceLock<DecisionLog>,
+    /// Circuit breakers of the uploaded policies.
+    breakers: Arc<breaker::Breakers>,
+    /// Each tree's share of the evaluation slots.
+    fairness: fairness::Fairness,
 }
 
 /// The shipped defaults, compiled into the binary so that `canopy serve`
@@ -331,7 +340,25 @@ impl Policies {
             slots: Semaphore::new(CONCURRENT_EVALUATIONS_MAX),
             inline: false,
             log: OnceLock::new(),
+            breakers: Arc::default(),
+            fairness: fairness::Fairness::default(),
         }
+    }
+
+    /// Opens an uploaded policy's circuit after `failures` consecutive
+    /// failures (0: never) for `cool_down`.
+    pub fn set_breaker(&mut self, failures: u32, cool_down: Duration) {
+        self.breakers = Arc::new(breaker::Breakers::new(failures, cool_down));
+    }
+
+    /// The uploaded policies' circuit breakers.
+    pub fn breakers(&self) -> &breaker::Breakers {
+        &self.breakers
+    }
+
+    /// Each tree's share of policy evaluation.
+    pub fn fairness(&self) -> &fairness::Fairness {
+        &self.fairness
     }
 
     /// Sends every decision from now on to `log`.
@@ -383,6 +410,7 @@ impl Policies {
         Selection {
             defaults_only: self.inline && policies.len() == before,
             policies,
+            uploaded_from: before,
         }
     }
 
@@ -400,12 +428,30 @@ impl Policies {
             )));
         }
         if selection.defaults_only {
-            return Ok(evaluate_all(hook, &selection.policies, &input));
+            return Ok(evaluate_all(hook, &selection.policies, &input, None));
         }
+        let guard = Guard {
+            breakers: self.breakers.clone(),
+            tree: scope.tree.clone(),
+            from: selection.uploaded_from,
+        };
+        // An enforced policy whose circuit is open fails the operation
+        // whatever the others say: fail closed at once, running nothing.
+        if let Some(refused) = guard.refused_enforced(&selection.policies) {
+            return Ok(vec![refused]);
+        }
+        // Uploaded policies run within their tree's share of the slots, so
+        // one tree's slow policies never hold every slot.
+        let _share = match selection.policies.len() > selection.uploaded_from {
+            true => Some(self.fairness.enter(scope.tree.as_deref()).await?),
+            false => None,
+        };
         let _slot = self.slots.acquire().await.map_err(Error::internal)?;
-        tokio::task::spawn_blocking(move || evaluate_all(hook, &selection.policies, &input))
-            .await
-            .map_err(Error::internal)
+        tokio::task::spawn_blocking(move || {
+            evaluate_all(hook, &selection.policies, &input, Some(&guard))
+        })
+        .await
+        .map_err(Error::internal)
     }
 
     /// Evaluates `hook`, combines the enforced outcomes with `combine`,
@@ -668,27 +714,103 @@ impl Combiner<(PolicyRef, CascadePlan)> {
     }
 }
 
-/// Evaluates every selected policy in order.
-fn evaluate_all(hook: Hook, policies: &[(Mode, Arc<dyn Policy>)], input: &Value) -> Vec<Evaluated> {
+/// The circuit breakers around the uploaded policies of one evaluation.
+struct Guard {
+    breakers: Arc<breaker::Breakers>,
+    tree: Option<String>,
+    /// Policies from this index on are uploaded ones.
+    from: usize,
+}
+
+impl Guard {
+    fn key(&self, policy: &dyn Policy) -> breaker::Key {
+        (policy.id().to_string(), policy.version(), self.tree.clone())
+    }
+
+    /// The first enforced uploaded policy whose circuit is open, as its
+    /// failed evaluation.
+    fn refused_enforced(&self, policies: &[(Mode, Arc<dyn Policy>)]) -> Option<Evaluated> {
+        policies
+            .iter()
+            .skip(self.from)
+            .filter(|(mode, _)| *mode == Mode::Enforce)
+            .find_map(|(mode, policy)| {
+                let refused = self.breakers.refuses(&self.key(policy.as_ref()))?;
+                Some(evaluated(
+                    policy.as_ref(),
+                    *mode,
+                    0,
+                    Err(open_fault(refused)),
+                ))
+            })
+    }
+
+    /// Runs `policy` unless its circuit is open, and records the outcome
+    /// (an output that is not a well-formed document counts as a failure).
+    fn evaluate(&self, hook: Hook, policy: &dyn Policy, input: &Value) -> Result<Value, Fault> {
+        let key = self.key(policy);
+        let refused = self.breakers.admit(&key);
+        if refused != breaker::Admit::Yes {
+            return Err(open_fault(refused));
+        }
+        let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
+        let ok = matches!(&result, Ok(out) if output::check(hook, out).is_ok());
+        self.breakers.record(&key, ok);
+        result
+    }
+}
+
+fn open_fault(refused: breaker::Admit) -> Fault {
+    let breaker::Admit::No { until, failures } = refused else {
+        return Fault("its circuit breaker refused it".into());
+    };
+    let until = chrono::DateTime::<chrono::Utc>::from(until)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Fault(format!(
+        "its circuit breaker is open after {failures} consecutive failures, so it was not evaluated; it gets one trial evaluation after {until}"
+    ))
+}
+
+fn evaluated(
+    policy: &dyn Policy,
+    mode: Mode,
+    duration_us: u64,
+    result: Result<Value, Fault>,
+) -> Evaluated {
+    Evaluated {
+        reference: PolicyRef {
+            id: policy.id().to_string(),
+            version: policy.version(),
+            reason: String::new(),
+        },
+        mode,
+        duration_us,
+        result,
+    }
+}
+
+/// Evaluates every selected policy in order; the uploaded ones behind their
+/// circuit breakers when `guard` is given.
+fn evaluate_all(
+    hook: Hook,
+    policies: &[(Mode, Arc<dyn Policy>)],
+    input: &Value,
+    guard: Option<&Guard>,
+) -> Vec<Evaluated> {
     policies
         .iter()
-        .map(|(mode, policy)| {
+        .enumerate()
+        .map(|(i, (mode, policy))| {
             let started = Instant::now();
-            let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
+            let result = match guard {
+                Some(g) if i >= g.from => g.evaluate(hook, policy.as_ref(), input),
+                _ => policy.evaluate(hook, input, EVALUATION_DEADLINE),
+            };
             let duration_us = started.elapsed().as_micros() as u64;
             if let Err(fault) = &result {
                 tracing::warn!(policy = policy.id(), version = policy.version(), mode = mode.as_str(), hook = hook.name(), duration_us, %fault, "policy failed closed");
             }
-            Evaluated {
-                reference: PolicyRef {
-                    id: policy.id().to_string(),
-                    version: policy.version(),
-                    reason: String::new(),
-                },
-                mode: *mode,
-                duration_us,
-                result,
-            }
+            evaluated(policy.as_ref(), *mode, duration_us, result)
         })
         .collect()
 }

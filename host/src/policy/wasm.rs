@@ -15,9 +15,9 @@
 //!   called twice. BENCHMARKS.md has the figures behind this choice.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,6 +28,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap,
 };
 
+use super::wasm_cache::{Rejected, WasmCache};
 use super::{Fault, Hook, Policy};
 
 /// Largest component accepted.
@@ -60,12 +61,25 @@ struct Runtime {
     warm_total: AtomicUsize,
 }
 
-static CACHE_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+static CACHE: RwLock<Option<Arc<WasmCache>>> = RwLock::new(None);
 
-/// Sets the directory where compiled components are kept between restarts
-/// (`None`: memory only). Takes effect only before the first component loads.
-pub fn set_cache_dir(dir: Option<PathBuf>) {
-    let _ = CACHE_DIR.set(dir);
+/// Sets the private directory where compiled components are kept between
+/// restarts (`None`: memory only), for the components loaded from now on.
+/// Refused if the directory cannot be made private (see [`WasmCache`]).
+pub fn set_cache_dir(dir: Option<PathBuf>) -> Result<(), String> {
+    let cache = dir.map(|d| WasmCache::open(&d).map(Arc::new)).transpose()?;
+    match CACHE.write() {
+        Ok(mut c) => *c = cache,
+        Err(p) => *p.into_inner() = cache,
+    }
+    Ok(())
+}
+
+fn cache() -> Option<Arc<WasmCache>> {
+    CACHE
+        .read()
+        .map(|c| c.clone())
+        .unwrap_or_else(|p| p.into_inner().clone())
 }
 
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
@@ -143,8 +157,13 @@ impl WasmPolicy {
                 bytes.len()
             ));
         }
+        let component = compile(&RUNTIME, bytes, cache().as_deref())?;
+        WasmPolicy::from_component(id, version, &component)
+    }
+
+    /// A policy over an already compiled component, after the same checks.
+    fn from_component(id: &str, version: i64, component: &Component) -> Result<WasmPolicy, String> {
         let rt = &*RUNTIME;
-        let component = compile(rt, bytes, CACHE_DIR.get_or_init(|| None).as_deref())?;
         let ty = component.component_type();
         if let Some((name, _)) = ty.imports(&rt.engine).next() {
             return Err(format!(
@@ -159,7 +178,7 @@ impl WasmPolicy {
         }
         let pre = rt
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| format!("the component cannot be instantiated: {e}"))?;
         let policy = WasmPolicy {
             id: id.to_string(),
@@ -290,33 +309,43 @@ impl Policy for WasmPolicy {
     }
 }
 
-/// The compiled component for `bytes`: from memory, from the disk cache, or
-/// compiled now (and then cached).
-fn compile(rt: &Runtime, bytes: &[u8], cache: Option<&Path>) -> Result<Component, String> {
+/// The compiled component for `bytes`: from memory, from the disk cache
+/// when its entry authenticates as this host's compilation of these bytes,
+/// or compiled now (and then cached).
+fn compile(rt: &Runtime, bytes: &[u8], cache: Option<&WasmCache>) -> Result<Component, String> {
     let hash = hex::encode(Sha256::digest(bytes));
     if let Some(c) = rt.compiled.lock().ok().and_then(|m| m.get(&hash).cloned()) {
         return Ok(c);
     }
-    let cached = cache.map(|dir| cache_path(rt, dir, &hash));
-    // Read into memory rather than mapped: a file replaced or truncated
-    // under a mapping would fault the whole process.
-    let from_disk = cached
-        .as_ref()
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|serialized| {
-            // SAFETY: the cache directory is the host's own local directory,
-            // written only below from `Component::serialize` of this engine's
-            // configuration (the file name carries the configuration's hash);
-            // wasmtime checks the header and refuses what it did not write.
-            unsafe { Component::deserialize(&rt.engine, serialized) }.ok()
-        });
+    let engine = engine_hash(rt);
+    let from_disk = cache.and_then(|cache| match cache.read(&hash, &engine) {
+        Ok(serialized) => {
+            // SAFETY: the bytes carry this host's HMAC over the upload's
+            // content hash, the engine's compatibility hash and the bytes
+            // themselves, under a key kept in this host's private cache
+            // directory: they are what this host serialized from compiling
+            // exactly this component with this engine configuration.
+            match unsafe { Component::deserialize(&rt.engine, serialized) } {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(%hash, error = %e, "cached component does not load; recompiling");
+                    None
+                }
+            }
+        }
+        Err(Rejected::Missing) => None,
+        Err(why) => {
+            tracing::warn!(%hash, dir = %cache.dir().display(), reason = ?why, "cached component is not authenticated by this host; ignored, recompiling");
+            None
+        }
+    });
     let component = match from_disk {
         Some(c) => c,
         None => {
             let c = Component::from_binary(&rt.engine, bytes)
                 .map_err(|e| format!("not a valid component: {}", chain(&e)))?;
-            if let Some(path) = &cached {
-                store_in_cache(&c, path);
+            if let Some(cache) = cache {
+                store_in_cache(&c, cache, &hash, &engine);
             }
             c
         }
@@ -327,27 +356,22 @@ fn compile(rt: &Runtime, bytes: &[u8], cache: Option<&Path>) -> Result<Component
     Ok(component)
 }
 
-/// The cache file of a component: its content hash and the engine
-/// configuration's, so a file from another configuration is never loaded.
-fn cache_path(rt: &Runtime, dir: &Path, hash: &str) -> PathBuf {
+/// The engine configuration's compatibility hash, as a cache key part: a
+/// file from another configuration is never loaded.
+fn engine_hash(rt: &Runtime) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     rt.engine.precompile_compatibility_hash().hash(&mut h);
-    dir.join(format!("{hash}-{:016x}.cwasm", h.finish()))
+    format!("{:016x}", h.finish())
 }
 
-fn store_in_cache(component: &Component, path: &std::path::Path) {
-    let write = || -> std::io::Result<()> {
-        let bytes = component.serialize().map_err(std::io::Error::other)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(path = %path.display(), error = %e, "compiled component not cached");
+fn store_in_cache(component: &Component, cache: &WasmCache, hash: &str, engine: &str) {
+    let written = component
+        .serialize()
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| cache.write(hash, engine, &bytes));
+    if let Err(e) = written {
+        tracing::warn!(dir = %cache.dir().display(), error = %e, "compiled component not cached");
     }
 }
 
@@ -460,34 +484,105 @@ mod tests {
         );
     }
 
+    const OTHER: &[u8] = include_bytes!("../../../policies/authorize.wasm");
+
+    /// Compiles `bytes` as after a restart: nothing in memory.
+    fn compile_afresh(cache: &WasmCache, bytes: &[u8]) -> Component {
+        let rt = &*RUNTIME;
+        rt.compiled
+            .lock()
+            .unwrap()
+            .remove(&hex::encode(Sha256::digest(bytes)));
+        compile(rt, bytes, Some(cache)).unwrap()
+    }
+
+    /// The hostile component traps on its marker; any other component's
+    /// code answers with a document.
+    fn runs_as_hostile(component: &Component) -> bool {
+        let policy = WasmPolicy::from_component("hostile", 1, component).unwrap();
+        let trap = json!({"target": {"name": "hostile:trap"}});
+        matches!(policy.evaluate(Hook::Authorize, &trap, DEADLINE), Err(f) if f.0.contains("trapped"))
+    }
+
+    fn cache_in(name: &str) -> (PathBuf, WasmCache, String, PathBuf) {
+        let dir = super::super::wasm_cache::tests::tempfile_dir(name);
+        let cache = WasmCache::open(&dir).unwrap();
+        let hash = hex::encode(Sha256::digest(HOSTILE));
+        let file = cache.path(&hash, &engine_hash(&RUNTIME));
+        (dir, cache, hash, file)
+    }
+
     #[test]
     fn a_compiled_component_is_cached_on_disk_and_loaded_from_there() {
-        let rt = &*RUNTIME;
-        let dir =
-            std::env::temp_dir().join(format!("canopy-wasm-cache-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let hash = hex::encode(Sha256::digest(HOSTILE));
-        rt.compiled.lock().unwrap().remove(&hash);
-        compile(rt, HOSTILE, Some(&dir)).unwrap();
-        let file = cache_path(rt, &dir, &hash);
+        let (dir, cache, hash, file) = cache_in("roundtrip");
+        compile_afresh(&cache, HOSTILE);
         assert!(file.exists(), "serialized to {}", file.display());
-        // As after a restart: nothing in memory, the file is deserialized.
-        rt.compiled.lock().unwrap().remove(&hash);
         let started = std::time::Instant::now();
-        let component = compile(rt, HOSTILE, Some(&dir)).unwrap();
+        let component = compile_afresh(&cache, HOSTILE);
         let loaded_in = started.elapsed();
-        assert!(
-            component
-                .component_type()
-                .get_export(&rt.engine, "evaluate")
-                .is_some()
-        );
-        // A corrupt cache file is not trusted blindly: it is recompiled.
+        assert!(runs_as_hostile(&component));
+        assert!(cache.read(&hash, &engine_hash(&RUNTIME)).is_ok());
+        // Garbage is not trusted: it is recompiled.
         std::fs::write(&file, b"garbage").unwrap();
-        rt.compiled.lock().unwrap().remove(&hash);
-        compile(rt, HOSTILE, Some(&dir)).unwrap();
+        assert!(runs_as_hostile(&compile_afresh(&cache, HOSTILE)));
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("loaded from the disk cache in {loaded_in:?}");
+    }
+
+    #[test]
+    fn an_entry_copied_from_another_component_is_recompiled_never_run() {
+        let (dir, cache, hash, file) = cache_in("copied");
+        let engine = engine_hash(&RUNTIME);
+        compile_afresh(&cache, HOSTILE);
+        compile_afresh(&cache, OTHER);
+        let other = cache.path(&hex::encode(Sha256::digest(OTHER)), &engine);
+        std::fs::copy(&other, &file).unwrap();
+        assert_eq!(cache.read(&hash, &engine), Err(Rejected::BadTag));
+        let component = compile_afresh(&cache, HOSTILE);
+        assert!(
+            runs_as_hostile(&component),
+            "the other component's code ran"
+        );
+        assert!(
+            cache.read(&hash, &engine).is_ok(),
+            "the entry was rewritten"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_tampered_entry_is_recompiled_never_run() {
+        let (dir, cache, hash, file) = cache_in("tampered");
+        let engine = engine_hash(&RUNTIME);
+        compile_afresh(&cache, HOSTILE);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(cache.read(&hash, &engine), Err(Rejected::BadTag));
+        assert!(runs_as_hostile(&compile_afresh(&cache, HOSTILE)));
+        assert!(
+            cache.read(&hash, &engine).is_ok(),
+            "the entry was rewritten"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_entry_without_a_tag_is_recompiled_never_run() {
+        let (dir, cache, hash, file) = cache_in("untagged");
+        let engine = engine_hash(&RUNTIME);
+        // A genuine compiled artifact of another component, as wasmtime
+        // wrote it, but without this host's tag.
+        let other = Component::from_binary(&RUNTIME.engine, OTHER).unwrap();
+        std::fs::write(&file, other.serialize().unwrap()).unwrap();
+        assert_eq!(cache.read(&hash, &engine), Err(Rejected::Untagged));
+        assert!(runs_as_hostile(&compile_afresh(&cache, HOSTILE)));
+        assert!(
+            cache.read(&hash, &engine).is_ok(),
+            "the entry was rewritten"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

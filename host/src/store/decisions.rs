@@ -130,33 +130,60 @@ pub async fn list(c: &mut Conn, f: &Filter, before: &str, limit: i64) -> Result<
         .map_err(db_error)
 }
 
-/// Deletes decisions older than `older_than_us`, then the oldest beyond
-/// `keep_max` rows. Returns how many went.
-pub async fn purge(c: &mut Conn, older_than_us: i64, keep_max: i64) -> Result<u64> {
+/// Deletes decisions older than `older_than_us`, then, in each tree holding
+/// more than `keep_per_tree` rows (the operator's decisions, with no tree,
+/// are one more bucket), that tree's oldest beyond it: one tree's traffic
+/// never purges another's log. Every step walks the `(tree_id, id)` index.
+/// Returns how many went.
+pub async fn purge(c: &mut Conn, older_than_us: i64, keep_per_tree: i64) -> Result<u64> {
     let aged = sqlx::query("DELETE FROM decisions WHERE created_at < $1")
         .bind(older_than_us)
         .execute(&mut *c)
         .await
         .map_err(db_error)?
         .rows_affected();
-    // The id of the newest row past the cap; ids grow with time.
-    let cut: Option<String> =
-        sqlx::query("SELECT id FROM decisions ORDER BY id DESC LIMIT 1 OFFSET $1")
-            .bind(keep_max)
+    let over: Vec<Option<String>> =
+        sqlx::query("SELECT tree_id FROM decisions GROUP BY tree_id HAVING COUNT(*) > $1")
+            .bind(keep_per_tree)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| r.try_get("tree_id"))
+            .collect::<Result<_, _>>()
+            .map_err(db_error)?;
+    let mut capped = 0;
+    for tree in over {
+        // The tree's newest row past the cap; ids grow with time.
+        let (cut_sql, delete_sql) = match tree {
+            Some(_) => (
+                "SELECT id FROM decisions WHERE tree_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+                "DELETE FROM decisions WHERE tree_id = $1 AND id <= $2",
+            ),
+            None => (
+                "SELECT id FROM decisions WHERE tree_id IS NULL AND $1 = '' ORDER BY id DESC LIMIT 1 OFFSET $2",
+                "DELETE FROM decisions WHERE tree_id IS NULL AND $1 = '' AND id <= $2",
+            ),
+        };
+        let tree = tree.unwrap_or_default();
+        let cut: Option<String> = sqlx::query(cut_sql)
+            .bind(&tree)
+            .bind(keep_per_tree)
             .fetch_optional(&mut *c)
             .await
             .map_err(db_error)?
             .map(|r| r.try_get("id"))
             .transpose()
             .map_err(db_error)?;
-    let capped = match cut {
-        Some(id) => sqlx::query("DELETE FROM decisions WHERE id <= $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await
-            .map_err(db_error)?
-            .rows_affected(),
-        None => 0,
-    };
+        if let Some(id) = cut {
+            capped += sqlx::query(delete_sql)
+                .bind(&tree)
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        }
+    }
     Ok(aged + capped)
 }

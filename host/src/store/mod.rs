@@ -88,6 +88,11 @@ impl Store {
                 } else {
                     format!("{url}?mode=rwc")
                 };
+                let file = sqlite_file(&url);
+                if let Some(file) = &file {
+                    create_private(file)
+                        .map_err(|e| StoreError::Unreachable(format!("{}: {e}", file.display())))?;
+                }
                 let options: AnyConnectOptions = url.parse().map_err(unreachable)?;
                 let write = sqlite_pool(1)
                     .connect_with(options.clone())
@@ -97,6 +102,9 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(unreachable)?;
+                if let Some(file) = &file {
+                    tighten_companions(file);
+                }
                 let group = Some(group_commit::GroupCommit::start(write.clone()));
                 Ok(Store {
                     backend,
@@ -185,6 +193,60 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// The file an SQLite URL names; `None` for an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = query.split('&').any(|p| p == "mode=memory");
+    if path.is_empty() || path == ":memory:" || memory {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates the database file readable and writable by this user only
+/// (0600, whatever the umask), before SQLite opens it; an existing file is
+/// left as it is. SQLite gives its `-wal` and `-shm` files the database
+/// file's permissions.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(created) => created.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the `-wal` and `-shm` files no more access than the database file
+/// itself has (they hold the same data).
+fn tighten_companions(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(db) = std::fs::metadata(file) else {
+        return;
+    };
+    let allowed = db.permissions().mode() & 0o777;
+    for suffix in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & !allowed != 0 {
+                let _ = std::fs::set_permissions(
+                    &path,
+                    std::fs::Permissions::from_mode(mode & allowed),
+                );
+            }
+        }
     }
 }
 
@@ -345,6 +407,22 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::renumber;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        use std::path::PathBuf;
+        assert_eq!(
+            super::sqlite_file("sqlite:///var/lib/c.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/c.db"))
+        );
+        assert_eq!(
+            super::sqlite_file("sqlite://canopy.db"),
+            Some(PathBuf::from("canopy.db"))
+        );
+        assert_eq!(super::sqlite_file("sqlite::memory:"), None);
+        assert_eq!(super::sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(super::sqlite_file("postgres://h/db"), None);
+    }
 
     #[test]
     fn placeholders_are_renumbered_for_one_batch() {
