@@ -13,6 +13,12 @@ CREATE TABLE ledger_accounts (
     created_at     BIGINT NOT NULL,
     -- A prepaid balance and an assigned budget never go below zero.
     CONSTRAINT never_negative CHECK (kind NOT IN ('balance', 'budget') OR balance_micros >= 0),
+    -- ... and never above the maximum balance (domain::money::BALANCE_MAX_UNITS).
+    CONSTRAINT within_balance_max CHECK (kind NOT IN ('balance', 'budget')
+        OR balance_micros <= 100000000000000000),
+    -- No ledger account leaves the range a 64-bit integer holds with room
+    -- for one more amount (domain::money::STORED_MICROS_MAX).
+    CONSTRAINT within_storage_range CHECK (balance_micros BETWEEN -9000000000000000000 AND 9000000000000000000),
     CHECK ((kind IN ('balance', 'credit', 'budget')) = (owner_id IS NOT NULL))
 );
 CREATE INDEX ledger_accounts_by_owner ON ledger_accounts (owner_id);
@@ -56,6 +62,10 @@ CREATE TABLE monthly_spend (
     limit_micros     BIGINT,
     CONSTRAINT within_monthly_limit CHECK (limit_micros IS NULL
         OR usage_micros + allocated_micros - returned_micros <= limit_micros),
+    -- A third of the ledger's range each, so the sum above cannot overflow
+    -- (domain::money::COUNTER_MICROS_MAX).
+    CONSTRAINT within_storage_range CHECK (usage_micros <= 3000000000000000000
+        AND allocated_micros <= 3000000000000000000 AND returned_micros <= 3000000000000000000),
     PRIMARY KEY (account_id, month)
 );
 

@@ -155,16 +155,24 @@ pub fn month_of(t: DateTime<Utc>) -> String {
 }
 
 /// What a postpaid parent may still spend this month: the limit minus
-/// usage and allocations plus returns, never above the limit.
+/// usage and allocations plus returns, never above the limit. Checked
+/// arithmetic: counters that storage could not add up give no credit.
 pub fn available_credit(
     limit: Amount,
     usage: Amount,
     allocated: Amount,
     returned: Amount,
 ) -> Amount {
-    let spent = usage.decimal() + allocated.decimal() - returned.decimal();
-    let available = (limit.decimal() - spent).min(limit.decimal());
-    Amount::new(available).unwrap_or(Amount::ZERO)
+    let available = usage
+        .decimal()
+        .checked_add(allocated.decimal())
+        .and_then(|spent| spent.checked_sub(returned.decimal()))
+        .and_then(|spent| limit.decimal().checked_sub(spent));
+    match available {
+        Some(a) if a >= limit.decimal() => limit,
+        Some(a) => Amount::new(a).unwrap_or(Amount::ZERO),
+        None => Amount::ZERO,
+    }
 }
 
 /// How a message (or any usage) by `account` is paid: which ledger account
@@ -322,6 +330,19 @@ mod tests {
         assert_eq!(
             available_credit(limit, Amount::ZERO, Amount::ZERO, amount("250")),
             limit
+        );
+    }
+
+    #[test]
+    fn available_credit_is_checked_at_the_extremes() {
+        let huge = Amount::from_micros(i64::MAX);
+        assert_eq!(
+            available_credit(amount("1000"), huge, huge, Amount::ZERO),
+            Amount::ZERO
+        );
+        assert_eq!(
+            available_credit(amount("1000"), Amount::ZERO, Amount::ZERO, huge),
+            amount("1000")
         );
     }
 

@@ -199,6 +199,24 @@ pub fn posted(
                     p.debit.currency
                 ));
             }
+            let over = |what: String| {
+                let moved = format!("{} {}", p.amount.to_api_string(), p.credit.currency);
+                Error::invalid(
+                    "amount",
+                    format!("{moved} would take {what}; lower the amount"),
+                )
+            };
+            if check.contains("within_balance_max") {
+                return over(format!(
+                    "{} past the maximum balance of {} {}",
+                    wallet_name(&p.credit),
+                    Amount::balance_max().to_api_string(),
+                    p.credit.currency
+                ));
+            }
+            if check.contains("within_storage_range") {
+                return over("a ledger account of this tree past the most the ledger holds".into());
+            }
             if check.contains("within_monthly_limit") {
                 // Name the tighter limit that could have refused it.
                 let limit = limits
