@@ -52,6 +52,10 @@ CREATE TABLE monthly_spend_v2 (
     CONSTRAINT monthly_net_not_negative CHECK (usage_micros + allocated_micros - restored_micros >= 0),
     CONSTRAINT within_monthly_limit CHECK (limit_micros IS NULL
         OR usage_micros + allocated_micros - restored_micros <= limit_micros),
+    -- A third of the ledger's range each (domain::money::COUNTER_MICROS_MAX),
+    -- so the sums above cannot overflow.
+    CONSTRAINT within_storage_range CHECK (usage_micros <= 3000000000000000000
+        AND allocated_micros <= 3000000000000000000 AND returned_micros <= 3000000000000000000),
     PRIMARY KEY (account_id, month)
 );
 INSERT INTO monthly_spend_v2 (account_id, month, usage_micros, allocated_micros, returned_micros,

@@ -183,8 +183,14 @@ impl MonthCounters {
     /// What the month spent: usage and allocations, less the returns that
     /// gave credit back. Never negative.
     pub fn spent(&self) -> Amount {
-        let spent = self.usage.decimal() + self.allocated.decimal() - self.restored.decimal();
-        Amount::new(spent.max(rust_decimal::Decimal::ZERO)).unwrap_or(Amount::ZERO)
+        let spent = self
+            .usage
+            .decimal()
+            .checked_add(self.allocated.decimal())
+            .and_then(|s| s.checked_sub(self.restored.decimal()));
+        spent
+            .and_then(|s| Amount::new(s.max(rust_decimal::Decimal::ZERO)).ok())
+            .unwrap_or(Amount::ZERO)
     }
 
     /// What a return of `amount` gives back: at most what the month spent.
@@ -197,8 +203,20 @@ impl MonthCounters {
 /// the month spent, never above the limit (and zero once a lowered limit is
 /// passed).
 pub fn available_credit(limit: Amount, month: &MonthCounters) -> Amount {
-    let available = limit.decimal() - month.spent().decimal();
-    Amount::new(available.max(rust_decimal::Decimal::ZERO)).unwrap_or(Amount::ZERO)
+    // Counters too large to add up leave no credit.
+    let available = month
+        .usage
+        .decimal()
+        .checked_add(month.allocated.decimal())
+        .and_then(|s| s.checked_sub(month.restored.decimal()))
+        .and_then(|spent| {
+            limit
+                .decimal()
+                .checked_sub(spent.max(rust_decimal::Decimal::ZERO))
+        });
+    available
+        .and_then(|a| Amount::new(a.max(rust_decimal::Decimal::ZERO)).ok())
+        .unwrap_or(Amount::ZERO)
 }
 
 /// How a message (or any usage) by `account` is paid: which ledger account
@@ -379,6 +397,25 @@ mod tests {
         };
         assert_eq!(spent.restores(amount("250")), amount("250"));
         assert_eq!(spent.restores(amount("900")), amount("400"));
+    }
+
+    #[test]
+    fn available_credit_is_checked_at_the_extremes() {
+        let huge = Amount::from_micros(i64::MAX);
+        let month = |usage, allocated, restored| MonthCounters {
+            usage,
+            allocated,
+            returned: restored,
+            restored,
+        };
+        assert_eq!(
+            available_credit(amount("1000"), &month(huge, huge, Amount::ZERO)),
+            Amount::ZERO
+        );
+        assert_eq!(
+            available_credit(amount("1000"), &month(Amount::ZERO, Amount::ZERO, huge)),
+            amount("1000")
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ macro_rules! str_enum {
 }
 
 pub mod account;
+pub mod currency;
 pub mod ledger;
 pub mod money;
 pub mod names;
@@ -38,6 +39,7 @@ pub use account::{
     Account, AccountKind, BillingType, CreditMode, LowBalanceAlert, Module, Relation, Status,
     SuspendedBy,
 };
-pub use money::Amount;
+pub use currency::Currency;
+pub use money::{Amount, MoneyText};
 pub use names::{EmailAddress, NameKey};
 pub use role::Role;

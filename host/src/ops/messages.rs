@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::Status;
 use crate::domain::ledger::{self, LedgerKind};
+use crate::domain::names::e164;
 use crate::ops::money::alert_step;
 use crate::policy::View;
 use crate::secrets::new_id;
@@ -17,6 +18,8 @@ use crate::{Error, Result};
 
 /// Longest recipient address (E.164 and channel handles fit).
 const RECIPIENT_LEN_MAX: usize = 64;
+/// The channel whose recipients are telephone numbers (E.164).
+const SMS: &str = "sms";
 /// Longest message body, in characters (ten concatenated SMS segments).
 const BODY_LEN_MAX: usize = 1600;
 
@@ -69,6 +72,9 @@ impl Canopy {
                 "to",
                 format!("must be 1 to {RECIPIENT_LEN_MAX} characters"),
             ));
+        }
+        if req.channel == SMS {
+            e164(to).map_err(|r| Error::invalid("to", r))?;
         }
         if req.body.is_empty() || req.body.chars().count() > BODY_LEN_MAX {
             return Err(Error::invalid(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::access::{require_not_deleted, require_subaccount};
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::ledger::{self, LedgerRef, TransferKind};
-use crate::domain::{Account, Amount, BillingType, CreditMode, Relation};
+use crate::domain::{Account, Amount, BillingType, CreditMode, MoneyText, Relation};
 use crate::secrets::new_id;
 use crate::store::ledger::{Posted, Reconciliation, Statement};
 use crate::store::{self, Conn};
@@ -19,7 +19,7 @@ use crate::{Error, Result};
 pub struct AmountRequest {
     /// Decimal string; for a budget, negative removes.
     #[schema(value_type = String, example = "25.00")]
-    pub amount: Decimal,
+    pub amount: MoneyText,
 }
 
 /// An account's money as its viewer may see it.
@@ -47,9 +47,15 @@ pub struct Moved {
     pub balance_after: Amount,
 }
 
-pub(crate) fn positive(field: &str, value: Decimal) -> Result<Amount> {
-    let amount = Amount::new(value).map_err(|e| Error::invalid(field, e.to_string()))?;
-    if amount.decimal() <= Decimal::ZERO {
+/// A signed amount of money in `currency`, checked as text.
+pub(crate) fn signed(field: &str, value: &MoneyText, currency: &str) -> Result<Amount> {
+    value
+        .amount(currency)
+        .map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+fn nonzero(field: &str, amount: Amount) -> Result<Amount> {
+    if amount.decimal().is_zero() {
         return Err(Error::invalid(field, "must be more than zero"));
     }
     Ok(amount)
@@ -128,12 +134,13 @@ impl Canopy {
         }))
     }
 
-    async fn topup(&self, parent: &Account, amount: Decimal) -> Result<Moved> {
+    async fn topup(&self, parent: &Account, amount: MoneyText) -> Result<Moved> {
         if let Some(moved) = self.recovered_move().await? {
             return Ok(moved);
         }
         require_not_deleted(parent)?;
-        let amount = positive("amount", amount)?;
+        let amount = super::parents::amount("amount", &amount, &parent.currency)?;
+        let amount = nonzero("amount", amount)?;
         if parent.billing_type != Some(BillingType::Prepaid) {
             return Err(Error::Conflict("top-ups apply to prepaid parents; a postpaid parent spends on its monthly credit limit".into()));
         }
@@ -177,8 +184,9 @@ impl Canopy {
                 "this sub-account spends on shared usage and holds no budget",
             ));
         }
-        let allocate = req.amount.is_sign_positive();
-        let amount = positive("amount", req.amount.abs())?;
+        let amount = signed("amount", &req.amount, &sub.currency)?;
+        let allocate = !req.amount.is_negative();
+        let amount = nonzero("amount", amount.abs())?;
         let parent = actor.tree_parent().clone();
         let posting = ledger::budget_posting(&parent, sub, amount, allocate, &self.month());
         let now_us = self.clock.now_us();
@@ -262,7 +270,7 @@ impl Canopy {
             kind: TransferKind::Closure,
             debit,
             credit,
-            amount: Amount::new(held.decimal().abs()).map_err(Error::internal)?,
+            amount: held.abs(),
             subject_id: parent.id.clone(),
             tree_id: parent.id.clone(),
             month: self.month(),

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{Canopy, Page, Paged, access::require_not_deleted};
 use crate::domain::account::{CHANNELS_MAX, SHORT_TEXT_LEN_MAX};
+use crate::domain::names::visible_text;
 use crate::domain::{
-    Account, AccountKind, Amount, BillingType, EmailAddress, Module, NameKey, Role, Status,
+    Account, AccountKind, Amount, BillingType, Currency, EmailAddress, Module, MoneyText, NameKey,
+    Role, Status,
 };
 use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
@@ -37,11 +38,11 @@ pub struct NewParent {
     pub region: Option<String>,
     /// Postpaid only.
     #[schema(value_type = Option<String>, example = "1000.00")]
-    pub monthly_credit_limit: Option<Decimal>,
+    pub monthly_credit_limit: Option<MoneyText>,
     /// Price per message by channel, e.g. `{"sms": "0.0075"}`.
     #[schema(value_type = BTreeMap<String, String>)]
     #[serde(default)]
-    pub prices: BTreeMap<String, Decimal>,
+    pub prices: BTreeMap<String, MoneyText>,
     /// Default `["sms"]`.
     pub channels: Option<Vec<String>>,
     pub admin: NewAdmin,
@@ -83,9 +84,9 @@ pub struct ParentChanges {
     pub subaccount_module: Option<String>,
     pub monthly_usage_limit_enabled: Option<bool>,
     #[schema(value_type = Option<String>)]
-    pub monthly_credit_limit: Option<Decimal>,
+    pub monthly_credit_limit: Option<MoneyText>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
-    pub prices: Option<BTreeMap<String, Decimal>>,
+    pub prices: Option<BTreeMap<String, MoneyText>>,
     pub channels: Option<Vec<String>>,
     pub currency: Option<String>,
     pub region: Option<String>,
@@ -93,9 +94,10 @@ pub struct ParentChanges {
     pub timezone: Option<String>,
 }
 
-/// Checks a short required text field.
+/// Checks a short required text field: visible characters only.
 pub fn short_text(field: &str, value: &str) -> Result<String> {
     let value = value.trim();
+    visible_text(value).map_err(|r| Error::invalid(field, r))?;
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -125,14 +127,16 @@ pub fn timezone(value: &str) -> Result<String> {
     }
 }
 
+/// An ISO 4217 code from the table of currencies (`domain::currency`).
 pub fn currency(value: &str) -> Result<String> {
-    if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
-        Ok(value.to_string())
-    } else {
-        Err(Error::invalid(
+    match Currency::find(value) {
+        Some(c) => Ok(c.code.to_string()),
+        None => Err(Error::invalid(
             "currency",
-            "must be an ISO 4217 code such as `USD` or `EUR`",
-        ))
+            format!(
+                "must be an ISO 4217 currency code in upper case, such as `USD`, `EUR` or `JPY`; {value:?} is not one"
+            ),
+        )),
     }
 }
 
@@ -163,11 +167,14 @@ pub fn channels(field: &str, list: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub fn amount(field: &str, value: Decimal) -> Result<Amount> {
-    Amount::non_negative(value).map_err(|e| Error::invalid(field, e.to_string()))
+/// A non-negative amount of money in `currency`, checked as text.
+pub fn amount(field: &str, value: &MoneyText, currency: &str) -> Result<Amount> {
+    value
+        .non_negative(currency)
+        .map_err(|e| Error::invalid(field, e.to_string()))
 }
 
-fn prices(list: &BTreeMap<String, Decimal>) -> Result<BTreeMap<String, Amount>> {
+fn prices(list: &BTreeMap<String, MoneyText>) -> Result<BTreeMap<String, Amount>> {
     if list.len() > PRICES_MAX {
         return Err(Error::invalid(
             "prices",
@@ -177,10 +184,10 @@ fn prices(list: &BTreeMap<String, Decimal>) -> Result<BTreeMap<String, Amount>> 
     let mut out = BTreeMap::new();
     for (channel, price) in list {
         channels("prices", std::slice::from_ref(channel))?;
-        out.insert(
-            channel.clone(),
-            amount(&format!("prices.{channel}"), *price)?,
-        );
+        let price = price
+            .price()
+            .map_err(|e| Error::invalid(&format!("prices.{channel}"), e.to_string()))?;
+        out.insert(channel.clone(), price);
     }
     Ok(out)
 }
@@ -205,8 +212,11 @@ impl Canopy {
             EmailAddress::parse(&req.admin.email).map_err(|r| Error::invalid("admin.email", r))?;
         let admin_name = short_text("admin.name", &req.admin.name)?;
         let billing = billing_type(&req.billing_type)?;
-        let monthly_credit_limit = match (billing, req.monthly_credit_limit) {
-            (BillingType::Postpaid, Some(limit)) => Some(amount("monthly_credit_limit", limit)?),
+        let currency = currency(&req.currency)?;
+        let monthly_credit_limit = match (billing, &req.monthly_credit_limit) {
+            (BillingType::Postpaid, Some(limit)) => {
+                Some(amount("monthly_credit_limit", limit, &currency)?)
+            }
             (BillingType::Postpaid, None) => {
                 return Err(Error::invalid(
                     "monthly_credit_limit",
@@ -239,7 +249,7 @@ impl Canopy {
                 req.channels.as_deref().unwrap_or(&["sms".to_string()]),
             )?,
             billing_type: Some(billing),
-            currency: Some(currency(&req.currency)?),
+            currency: Some(currency),
             region: req
                 .region
                 .as_deref()
@@ -455,16 +465,22 @@ impl Canopy {
                 Value::Int(Some(enabled as i64)),
             ));
         }
-        if let Some(limit) = req.monthly_credit_limit {
+        if let Some(limit) = &req.monthly_credit_limit {
             if parent.billing_type != Some(BillingType::Postpaid) {
                 return Err(Error::invalid(
                     "monthly_credit_limit",
                     "applies to postpaid parents only",
                 ));
             }
+            // In the currency the parent will have after this change.
+            let currency = match &req.currency {
+                Some(c) => currency(c)?,
+                None => parent.currency.clone(),
+            };
+            let limit = amount("monthly_credit_limit", limit, &currency)?;
             changes.push((
                 "monthly_credit_limit_micros",
-                Value::Int(micros(Some(amount("monthly_credit_limit", limit)?))),
+                Value::Int(micros(Some(limit))),
             ));
         }
         if let Some(p) = &req.prices {

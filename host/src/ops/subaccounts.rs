@@ -7,9 +7,10 @@ use super::access::{require_not_deleted, require_subaccount};
 use super::parents::{IssuedInvitation, amount, channels, short_text, timezone};
 use super::{Actor, Canopy, Page, Paged, Principal};
 use crate::domain::account::NAME_LEN_MAX;
+use crate::domain::names::visible_text;
 use crate::domain::{
-    Account, AccountKind, BillingType, CreditMode, EmailAddress, LowBalanceAlert, NameKey,
-    Relation, Role, Status,
+    Account, AccountKind, BillingType, CreditMode, EmailAddress, LowBalanceAlert, MoneyText,
+    NameKey, Relation, Role, Status,
 };
 use crate::policy::input::{self, SubmittedFields};
 use crate::policy::{Scope, View};
@@ -45,17 +46,17 @@ pub struct Credit {
     #[schema(example = "assigned_budget")]
     pub mode: String,
     #[schema(value_type = Option<String>, example = "0")]
-    pub initial_credit: Option<Decimal>,
+    pub initial_credit: Option<MoneyText>,
     pub low_balance_alert: Option<AlertSettings>,
     #[schema(value_type = Option<String>)]
-    pub monthly_usage_limit: Option<Decimal>,
+    pub monthly_usage_limit: Option<MoneyText>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertSettings {
     #[schema(value_type = String, example = "10.00")]
-    pub threshold: Decimal,
+    pub threshold: MoneyText,
     pub emails: Vec<String>,
 }
 
@@ -73,7 +74,7 @@ pub struct AccountChanges {
     /// Parent admin only; shared-usage sub-accounts where the operator
     /// enabled monthly usage limits.
     #[schema(value_type = Option<String>)]
-    pub monthly_usage_limit: Option<Decimal>,
+    pub monthly_usage_limit: Option<MoneyText>,
 }
 
 impl AccountChanges {
@@ -106,6 +107,7 @@ pub struct CreatedSubaccount {
 
 fn name(value: &str) -> Result<String> {
     let value = value.trim();
+    visible_text(value).map_err(|r| Error::invalid("name", r))?;
     if value.chars().count() > NAME_LEN_MAX {
         return Err(Error::invalid(
             "name",
@@ -115,7 +117,7 @@ fn name(value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
-fn alert(settings: &AlertSettings) -> Result<LowBalanceAlert> {
+fn alert(settings: &AlertSettings, currency: &str) -> Result<LowBalanceAlert> {
     if settings.emails.is_empty() || settings.emails.len() > ALERT_EMAILS_MAX {
         return Err(Error::invalid(
             "low_balance_alert.emails",
@@ -129,7 +131,7 @@ fn alert(settings: &AlertSettings) -> Result<LowBalanceAlert> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|r| Error::invalid("low_balance_alert.emails", r))?;
     Ok(LowBalanceAlert {
-        threshold: amount("low_balance_alert.threshold", settings.threshold)?,
+        threshold: amount("low_balance_alert.threshold", &settings.threshold, currency)?,
         emails,
     })
 }
@@ -224,7 +226,8 @@ impl Canopy {
                 (
                     credit
                         .monthly_usage_limit
-                        .map(|l| amount("credit.monthly_usage_limit", l))
+                        .as_ref()
+                        .map(|l| amount("credit.monthly_usage_limit", l, &parent.currency))
                         .transpose()?,
                     None,
                     None,
@@ -237,13 +240,17 @@ impl Canopy {
                         "applies to shared usage only",
                     ));
                 }
-                let initial = amount(
-                    "credit.initial_credit",
-                    credit.initial_credit.unwrap_or_default(),
-                )?;
+                let initial = match &credit.initial_credit {
+                    Some(c) => amount("credit.initial_credit", c, &parent.currency)?,
+                    None => crate::domain::Amount::ZERO,
+                };
                 (
                     None,
-                    credit.low_balance_alert.as_ref().map(alert).transpose()?,
+                    credit
+                        .low_balance_alert
+                        .as_ref()
+                        .map(|a| alert(a, &parent.currency))
+                        .transpose()?,
                     (initial.decimal() > Decimal::ZERO).then_some(initial),
                 )
             }
@@ -421,7 +428,7 @@ impl Canopy {
                     "applies to sub-accounts with an assigned budget only",
                 ));
             }
-            let a = alert(settings)?;
+            let a = alert(settings, &target.currency)?;
             changes.push((
                 "low_balance_threshold_micros",
                 Value::Int(micros(Some(a.threshold))),
@@ -442,7 +449,7 @@ impl Canopy {
             changes.push(("channels", Value::Text(Some(json_text(&list)))));
             submitted.channels = Some(list);
         }
-        if let Some(limit) = req.monthly_usage_limit {
+        if let Some(limit) = &req.monthly_usage_limit {
             if target.credit_mode != Some(CreditMode::SharedUsage) {
                 return Err(Error::invalid(
                     "monthly_usage_limit",
@@ -451,7 +458,11 @@ impl Canopy {
             }
             changes.push((
                 "monthly_usage_limit_micros",
-                Value::Int(micros(Some(amount("monthly_usage_limit", limit)?))),
+                Value::Int(micros(Some(amount(
+                    "monthly_usage_limit",
+                    limit,
+                    &target.currency,
+                )?))),
             ));
         }
         if target.kind == AccountKind::Subaccount {

@@ -308,13 +308,8 @@ fn domain() -> BoxedStrategy<String> {
     cased.boxed()
 }
 
-/// What the host derives from an e-mail (`policy::input::email_domain`).
-fn email_domain(email: &str) -> String {
-    email
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_lowercase())
-        .unwrap_or_default()
-}
+/// What the host derives from an e-mail.
+use crate::policy::input::email_domain;
 
 /// An e-mail: `local@domain` mostly, sometimes with no `@` at all or two.
 fn email() -> BoxedStrategy<String> {
@@ -932,4 +927,25 @@ fn an_echoed_float_comes_back_unchanged() {
         "subaccounts": [{"id": 4.569683171695621e-274, "status": "active"}],
     });
     agree(Hook::Cascade, &input).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Sub-domains of free-mail domains, and domains past the sandbox's string
+/// limit (the script calls `ends_with` on them), agree in both runtimes.
+#[test]
+fn free_mail_subdomains_and_huge_domains_agree() {
+    let huge = "x".repeat(1024 * 1024 + 1);
+    for domain in [
+        "mail.gmail.com".to_string(),
+        "a.b.yahoo.co.uk".to_string(),
+        "notgmail.com".to_string(),
+        format!("{huge}.example"),
+        format!("{huge}.gmail.com"),
+    ] {
+        let input = json!({
+            "hook": "subaccount.validate",
+            "fields": {"name": "Team", "email": format!("x@{domain}"), "email_domain": domain},
+            "parent": {"module": "reseller", "email_domain": "acme.example"},
+        });
+        agree(Hook::SubaccountValidate, &input).unwrap_or_else(|e| panic!("{e}"));
+    }
 }

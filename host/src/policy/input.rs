@@ -44,10 +44,11 @@ impl PrincipalDoc {
     }
 }
 
-fn email_domain(email: &str) -> String {
+/// The domain rules compare: NFKC-normalised and lower-cased.
+pub(crate) fn email_domain(email: &str) -> String {
     email
         .rsplit_once('@')
-        .map(|(_, d)| d.to_lowercase())
+        .map(|(_, d)| crate::domain::names::normalize_domain(d))
         .unwrap_or_default()
 }
 

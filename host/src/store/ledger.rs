@@ -14,6 +14,7 @@ use crate::domain::Amount;
 use crate::domain::ledger::{
     LedgerKind, LedgerRef, MonthCounters, MonthlyLimit, Posting, SpendColumn,
 };
+use crate::domain::money::{BALANCE_MAX_UNITS, STORED_MICROS_MAX};
 use crate::secrets::new_id;
 use crate::{Error, Result};
 
@@ -147,13 +148,26 @@ pub fn posting_steps(
             [key, vec![Arg::Int(Some(amount)), Arg::Int(cap)]].concat(),
         ));
     }
+    // A balance past its bound becomes NULL, which the NOT NULL column
+    // refuses: the bound is checked inside the one statement that moves
+    // the money, before the addition could overflow (see `bound_of`).
     let debit = Step::new(
-        "UPDATE ledger_accounts SET balance_micros = balance_micros - $2 WHERE id = $1",
-        vec![Arg::Text(Some(p.debit.id())), Arg::Int(Some(amount))],
+        "UPDATE ledger_accounts SET balance_micros =
+            CASE WHEN balance_micros >= $3 + $2 THEN balance_micros - $2 END WHERE id = $1",
+        vec![
+            Arg::Text(Some(p.debit.id())),
+            Arg::Int(Some(amount)),
+            Arg::Int(Some(-STORED_MICROS_MAX)),
+        ],
     );
     let credit = Step::new(
-        "UPDATE ledger_accounts SET balance_micros = balance_micros + $2 WHERE id = $1",
-        vec![Arg::Text(Some(p.credit.id())), Arg::Int(Some(amount))],
+        "UPDATE ledger_accounts SET balance_micros =
+            CASE WHEN balance_micros <= $3 - $2 THEN balance_micros + $2 END WHERE id = $1",
+        vec![
+            Arg::Text(Some(p.credit.id())),
+            Arg::Int(Some(amount)),
+            Arg::Int(Some(upper_bound(&p.credit))),
+        ],
     );
     if p.debit.id() < p.credit.id() {
         steps.extend([debit, credit]);
@@ -215,6 +229,9 @@ pub fn posted(
                     p.debit.currency
                 ));
             }
+            if check.contains("within_storage_range") {
+                return past_bound(p, false);
+            }
             if check.contains("within_monthly_limit") {
                 // Name the tighter limit that could have refused it.
                 let limit = limits
@@ -226,6 +243,9 @@ pub fn posted(
                     .map(|l| limit_refusal(l, p))
                     .unwrap_or_else(|| db_error(e));
             }
+        }
+        if is_past_bound(&e) {
+            return past_bound(p, p.credit.never_negative());
         }
         match super::unique_violation(&e) {
             Some(_) => Error::IdempotencyConflict(format!(
@@ -298,6 +318,43 @@ pub async fn balance(c: &mut Conn, r: &LedgerRef) -> Result<Amount> {
             .map_err(db_error)?
             .unwrap_or(0),
     ))
+}
+
+/// The most a ledger account may hold: the maximum balance for a prepaid
+/// balance or a budget, the storage range for the rest.
+fn upper_bound(account: &LedgerRef) -> i64 {
+    if account.never_negative() {
+        BALANCE_MAX_UNITS * 1_000_000
+    } else {
+        STORED_MICROS_MAX
+    }
+}
+
+/// Whether a posting failed because a balance would pass its bound.
+fn is_past_bound(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.kind() == sqlx::error::ErrorKind::NotNullViolation
+            && d.message().contains("balance_micros")
+    })
+}
+
+/// The 422 of a posting that would take a balance past its bound.
+fn past_bound(p: &Posting, balance: bool) -> Error {
+    let moved = format!("{} {}", p.amount.to_api_string(), p.credit.currency);
+    let what = if balance {
+        format!(
+            "{} past the maximum balance of {} {}",
+            wallet_name(&p.credit),
+            Amount::balance_max().to_api_string(),
+            p.credit.currency
+        )
+    } else {
+        "a ledger account of this tree past the most the ledger holds".to_string()
+    };
+    Error::invalid(
+        "amount",
+        format!("{moved} would take {what}; lower the amount"),
+    )
 }
 
 /// A transfer by its idempotency key: the transfer, its kind, amount and

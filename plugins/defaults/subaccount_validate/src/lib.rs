@@ -10,7 +10,11 @@
 //!   (`trim` is a function call, whose target is checked): an error;
 //! - the e-mail is checked only when `fields.email` is a string, but the
 //!   domain is `fields.email_domain`, whatever its type: only a string can be
-//!   a free-mail domain; under the enterprise module any domain that is not
+//!   a free-mail domain, or a subdomain of one (`mail.gmail.com`; the host
+//!   gives domains NFKC-normalised and lower-cased, and the script compares
+//!   them as given; `ends_with` does not check its target against the
+//!   sandbox's string limit, so a huge domain is compared, not an error);
+//!   under the enterprise module any domain that is not
 //!   `==` the parent's (by Rhai's `==`: `1 == 1.0`, arrays and maps compared
 //!   deeply, a missing one is `()`) is refused;
 //! - `input.parent` must then be a map (`parent["module"]` on anything else
@@ -19,9 +23,7 @@
 //! - the reason shows the parent's domain as Rhai shows it (`()` is empty,
 //!   arrays and maps in debug form), and fails beyond 65,536 bytes.
 
-use canopy_policy::rhai::{
-    check_size, check_string, contains_str, eq, get, is_str, len, map, to_string,
-};
+use canopy_policy::rhai::{check_size, check_string, eq, get, is_str, len, map, to_string};
 use canopy_policy::serde_json::{Value, json};
 
 const NAME_LEN_MAX: usize = 160;
@@ -67,6 +69,18 @@ const FREE_MAIL_DOMAINS: &[&str] = &[
     "free.fr",
 ];
 
+/// The listed free-mail domain that `domain` is, or is a subdomain of
+/// (the script's `free_mail_domain`).
+fn free_mail_domain(domain: &Value) -> Option<&'static str> {
+    let Value::String(domain) = domain else {
+        return None;
+    };
+    FREE_MAIL_DOMAINS
+        .iter()
+        .find(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+        .copied()
+}
+
 fn deny(field: &str, reason: String) -> Value {
     json!({"decision": "deny", "field": field, "reason": reason})
 }
@@ -90,14 +104,14 @@ pub fn evaluate(_hook: &str, input: &Value) -> Result<Value, String> {
     }
     if get(f, "email")?.is_string() {
         let domain = get(f, "email_domain")?;
-        if contains_str(FREE_MAIL_DOMAINS, domain) {
-            return Ok(deny(
-                "email",
-                check_string(format!(
-                    "must be a business address; {} is a free-mail domain",
-                    to_string(domain)
-                ))?,
-            ));
+        if let Some(free) = free_mail_domain(domain) {
+            let domain = to_string(domain);
+            let reason = if domain == free {
+                format!("must be a business address; {domain} is a free-mail domain")
+            } else {
+                format!("must be a business address; {domain} is under the free-mail domain {free}")
+            };
+            return Ok(deny("email", check_string(reason)?));
         }
         let parent = get(input, "parent")?;
         if is_str(get(parent, "module")?, "enterprise") {
@@ -135,6 +149,27 @@ mod tests {
         assert_eq!(
             evaluate("subaccount.validate", &i).unwrap(),
             json!({"decision": "deny", "field": "email", "reason": "must be a business address; gmail.com is a free-mail domain"})
+        );
+    }
+
+    #[test]
+    fn subdomains_of_free_mail() {
+        let parent = json!({"module": "reseller"});
+        let sub = input(
+            json!({"email": "x@mail.gmail.com", "email_domain": "mail.gmail.com"}),
+            parent.clone(),
+        );
+        assert_eq!(
+            evaluate("subaccount.validate", &sub).unwrap()["reason"],
+            "must be a business address; mail.gmail.com is under the free-mail domain gmail.com"
+        );
+        let near = input(
+            json!({"email": "x@notgmail.com", "email_domain": "notgmail.com"}),
+            parent,
+        );
+        assert_eq!(
+            evaluate("subaccount.validate", &near).unwrap(),
+            json!({"decision": "allow"})
         );
     }
 
