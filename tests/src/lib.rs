@@ -84,6 +84,8 @@ pub struct Options {
     /// Keep at most this many decisions, purging every `purge_every`.
     pub decisions_max: Option<i64>,
     pub purge_every: Option<Duration>,
+    /// Lower the sub-accounts one parent may hold (limit tests).
+    pub subaccounts_max: Option<i64>,
 }
 
 pub struct TestApp {
@@ -124,6 +126,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
     if let Some(every) = options.purge_every {
         settings.purge_every = every;
+    }
+    if let Some(max) = options.subaccounts_max {
+        settings.subaccounts_max = max;
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

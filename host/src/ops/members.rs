@@ -17,7 +17,7 @@ use crate::{Error, Result};
 const PASSWORD_LEN_MIN: usize = 10;
 const PASSWORD_LEN_MAX: usize = 1024;
 /// Live API keys one account may hold.
-const API_KEYS_MAX: usize = 100;
+const API_KEYS_MAX: i64 = 100;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -341,10 +341,9 @@ impl Canopy {
         }
         let name = short_text("name", &req.name)?;
         let mut tx = self.store.begin().await?;
-        let live =
-            store::credentials::list_api_keys(&mut tx, account_id, "", (API_KEYS_MAX * 10) as i64)
-                .await?;
-        if live.iter().filter(|k| k.revoked_at.is_none()).count() >= API_KEYS_MAX {
+        // The count below holds until commit: parallel creations wait here.
+        store::accounts::lock(&mut tx, account_id).await?;
+        if store::credentials::count_live_api_keys(&mut tx, account_id).await? >= API_KEYS_MAX {
             return Err(Error::Conflict(format!(
                 "this account already has {API_KEYS_MAX} live API keys; revoke unused ones first"
             )));

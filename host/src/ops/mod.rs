@@ -9,6 +9,7 @@
 //! opens, so a slow policy never holds SQLite's only write lock.
 
 pub mod access;
+mod locks;
 pub mod members;
 pub mod messages;
 pub mod money;
@@ -42,6 +43,9 @@ pub struct Settings {
     /// How often a host checks whether another host changed the active
     /// policies.
     pub policy_poll: Duration,
+    /// Sub-accounts one parent may hold: `subaccounts::SUBACCOUNTS_MAX`,
+    /// lowered only by tests.
+    pub subaccounts_max: i64,
 }
 
 impl Default for Settings {
@@ -53,6 +57,7 @@ impl Default for Settings {
             decisions_max: 1_000_000,
             purge_every: Duration::from_secs(600),
             policy_poll: Duration::from_millis(500),
+            subaccounts_max: subaccounts::SUBACCOUNTS_MAX,
         }
     }
 }

@@ -111,6 +111,7 @@ impl Canopy {
         let posting = ledger::topup_posting(parent, amount, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        self.lock_tree(&mut tx, parent).await?;
         let posted = self.post(&mut tx, &posting, now_us).await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(moved(&posted, &posting, posted.credit_after))
@@ -147,6 +148,7 @@ impl Canopy {
         let posting = ledger::budget_posting(&parent, sub, amount, allocate, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        self.lock_tree(&mut tx, &parent).await?;
         if !store::accounts::lock_live(&mut tx, &sub.id).await? {
             return Err(Error::Conflict(format!(
                 "`{}` was deleted; its budget went back to the parent",
