@@ -73,6 +73,10 @@ struct Serve {
     /// Most decisions kept; the oldest go first.
     #[arg(long, env = "CANOPY_DECISIONS_MAX", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1000..))]
     decisions_max: i64,
+    /// Count login attempts per client by the last X-Forwarded-For entry
+    /// (only behind a proxy that always sets it); default: the peer address.
+    #[arg(long, env = "CANOPY_TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true", default_value = "false")]
+    trust_forwarded_for: bool,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -160,6 +164,7 @@ fn run_serve(serve: Serve) -> ExitCode {
                 invitation_ttl: Duration::from_secs(serve.invitation_ttl_hours * 3600),
                 decision_retention: Duration::from_secs(serve.decision_retention_days * 24 * 3600),
                 decisions_max: serve.decisions_max,
+                trust_forwarded_for: serve.trust_forwarded_for,
                 ..Settings::default()
             },
             defaults_runtime: if serve.default_policies_runtime == "wasm" {

@@ -71,6 +71,7 @@ impl Host {
             clock,
             settings: config.settings,
             operator_token_hash,
+            logins: Default::default(),
         };
         canopy
             .reload_policies()
@@ -106,6 +107,8 @@ impl Host {
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
         }
+        // The peer address is what login limits count per client.
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;

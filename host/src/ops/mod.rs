@@ -10,6 +10,7 @@
 
 pub mod access;
 mod locks;
+pub mod login;
 pub mod members;
 pub mod messages;
 pub mod money;
@@ -46,6 +47,10 @@ pub struct Settings {
     /// Sub-accounts one parent may hold: `subaccounts::SUBACCOUNTS_MAX`,
     /// lowered only by tests.
     pub subaccounts_max: i64,
+    /// Take the client address of login limits from the last
+    /// `X-Forwarded-For` entry (set by a proxy in front) rather than the
+    /// peer; off unless such a proxy always sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +63,7 @@ impl Default for Settings {
             purge_every: Duration::from_secs(600),
             policy_poll: Duration::from_millis(500),
             subaccounts_max: subaccounts::SUBACCOUNTS_MAX,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct Canopy {
     pub settings: Settings,
     /// SHA-256 of the operator token.
     pub(crate) operator_token_hash: String,
+    /// Recent login attempts on this host.
+    pub(crate) logins: login::LoginLimiter,
 }
 
 /// A page request: at most `limit` items after the opaque `cursor`.
