@@ -83,6 +83,10 @@ struct Serve {
     /// Seconds an open policy circuit refuses before one trial evaluation.
     #[arg(long, env = "CANOPY_POLICY_BREAKER_COOL_DOWN_SECS", default_value_t = crate::policy::breaker::COOL_DOWN.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86400))]
     policy_breaker_cool_down_secs: u64,
+    /// Count login attempts per client by the last X-Forwarded-For entry
+    /// (only behind a proxy that always sets it); default: the peer address.
+    #[arg(long, env = "CANOPY_TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true", default_value = "false")]
+    trust_forwarded_for: bool,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -172,6 +176,7 @@ fn run_serve(serve: Serve) -> ExitCode {
                 decisions_max_per_tree: serve.decisions_max_per_tree,
                 breaker_failures: serve.policy_breaker_failures,
                 breaker_cool_down: Duration::from_secs(serve.policy_breaker_cool_down_secs),
+                trust_forwarded_for: serve.trust_forwarded_for,
                 ..Settings::default()
             },
             defaults_runtime: if serve.default_policies_runtime == "wasm" {

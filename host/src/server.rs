@@ -83,6 +83,7 @@ impl Host {
             clock,
             settings: config.settings,
             operator_token_hash,
+            logins: Default::default(),
         };
         canopy
             .reload_policies()
@@ -155,11 +156,11 @@ async fn serve(
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if matches!(
                     e.kind(),
                     std::io::ErrorKind::ConnectionRefused
@@ -173,7 +174,12 @@ async fn serve(
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address is what login limits count per client.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             if let Err(e) = connection.await {

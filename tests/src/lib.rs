@@ -95,6 +95,8 @@ pub struct Options {
     pub breaker_failures: Option<u32>,
     /// The compiled Wasm cache (default: a shared one for the tests).
     pub wasm_cache: Option<PathBuf>,
+    /// Lower the sub-accounts one parent may hold (limit tests).
+    pub subaccounts_max: Option<i64>,
 }
 
 pub struct TestApp {
@@ -144,6 +146,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
     if let Some(drain) = options.shutdown_drain {
         settings.shutdown_drain = drain;
+    }
+    if let Some(max) = options.subaccounts_max {
+        settings.subaccounts_max = max;
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

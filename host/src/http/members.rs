@@ -1,8 +1,11 @@
 //! Members, invitations, sessions and API keys.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -92,16 +95,50 @@ async fn accept_invitation(
     Ok(Json(s.canopy.accept_invitation(req, proof).await?.into()))
 }
 
-/// Sign in with e-mail and password.
+/// The address a request came from, for login limits: the peer, or with
+/// `--trust-forwarded-for` the last `X-Forwarded-For` entry (the one the
+/// proxy in front added; earlier ones are the client's to invent).
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = crate::Error;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<ClientAddr> {
+        let forwarded = || {
+            let header = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()?;
+            let last = header.to_str().ok()?.rsplit(',').next()?;
+            last.trim().parse::<IpAddr>().ok()
+        };
+        let peer = || {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        };
+        Ok(ClientAddr(if s.canopy.settings.trust_forwarded_for {
+            forwarded().or_else(peer)
+        } else {
+            peer()
+        }))
+    }
+}
+
+/// Sign in with e-mail and password. Repeated failures for an e-mail or
+/// from an address are refused for a growing time (429 with `Retry-After`).
 #[utoipa::path(post, path = "/v1/sessions", tag = "members", request_body = Credentials,
     responses((status = 201, body = SessionView), (status = "4XX", body = Problem)))]
 async fn create_session(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Body(req): Body<Credentials>,
 ) -> Result<(StatusCode, Json<SessionView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.canopy.create_session(req).await?.into()),
+        Json(s.canopy.create_session(req, client).await?.into()),
     ))
 }
 

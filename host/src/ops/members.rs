@@ -7,7 +7,9 @@ use super::access::require_not_deleted;
 use super::parents::{IssuedInvitation, IssuedKey, short_text};
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::{EmailAddress, Relation, Role, Status};
-use crate::secrets::{hash_password, new_id, new_secret, sha256_hex, verify_password};
+use crate::secrets::{
+    hash_password, new_id, new_secret, sha256_hex, verify_password, verify_password_or_dummy,
+};
 use crate::store;
 use crate::store::accounts::StatusChange;
 use crate::store::credentials::{ApiKey, Invitation, Member, User};
@@ -17,7 +19,7 @@ use crate::{Error, Result};
 const PASSWORD_LEN_MIN: usize = 10;
 const PASSWORD_LEN_MAX: usize = 1024;
 /// Live API keys one account may hold.
-const API_KEYS_MAX: usize = 100;
+const API_KEYS_MAX: i64 = 100;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,13 +88,13 @@ pub(crate) fn password(value: &str) -> Result<&str> {
     Ok(value)
 }
 
-/// argon2 is deliberately slow: run it off the async workers.
+/// argon2 is deliberately slow and memory-hungry: run it off the async
+/// workers, within the process's hashing slots (429 when none frees up in
+/// time).
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(Error::internal)
+    crate::secrets::hashing(f).await
 }
 
 impl Canopy {
@@ -397,22 +399,31 @@ impl Canopy {
         Ok(())
     }
 
-    pub async fn create_session(&self, req: Credentials) -> Result<Session> {
+    /// Signs in with e-mail and password. Attempts are limited per e-mail
+    /// and per `client` address (`ops::login`), and an unknown e-mail or a
+    /// user without a password costs the same argon2 check as a known one.
+    pub async fn create_session(
+        &self,
+        req: Credentials,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Session> {
         let wrong = || Error::Unauthenticated("wrong e-mail or password".into());
         let email = EmailAddress::parse(&req.email).map_err(|_| wrong())?;
+        let attempt = self
+            .logins
+            .begin(email.key().as_str(), client, self.clock.now_us())?;
         let user = {
             let mut c = self.store.reader().await?;
             store::credentials::user_by_email_key(&mut c, email.key().as_str()).await?
         };
-        let stored = user
-            .as_ref()
-            .and_then(|u| u.password_hash.clone())
-            .ok_or_else(wrong)?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let pw = req.password.clone();
-        if !blocking(move || verify_password(&pw, &stored)).await? {
+        let verified = blocking(move || verify_password_or_dummy(&pw, stored.as_deref())).await?;
+        let Some(user) = user.filter(|_| verified) else {
+            attempt.failed(self.clock.now_us());
             return Err(wrong());
-        }
-        let user = user.expect("checked above");
+        };
+        attempt.succeeded(self.clock.now_us());
         let token = new_secret("cs");
         let now_us = self.clock.now_us();
         let ttl_us = i64::try_from(self.settings.session_ttl.as_micros()).unwrap_or(i64::MAX / 2);
@@ -451,10 +462,9 @@ impl Canopy {
         }
         let name = short_text("name", &req.name)?;
         let mut tx = self.store.begin().await?;
-        let live =
-            store::credentials::list_api_keys(&mut tx, account_id, "", (API_KEYS_MAX * 10) as i64)
-                .await?;
-        if live.iter().filter(|k| k.revoked_at.is_none()).count() >= API_KEYS_MAX {
+        // The count below holds until commit: parallel creations wait here.
+        store::accounts::lock(&mut tx, account_id).await?;
+        if store::credentials::count_live_api_keys(&mut tx, account_id).await? >= API_KEYS_MAX {
             return Err(Error::Conflict(format!(
                 "this account already has {API_KEYS_MAX} live API keys; revoke unused ones first"
             )));

@@ -11,6 +11,8 @@
 pub mod access;
 pub mod idempotency;
 pub mod identity;
+mod locks;
+pub mod login;
 pub mod members;
 pub mod messages;
 pub mod money;
@@ -56,6 +58,13 @@ pub struct Settings {
     /// failures (0: never), for `breaker_cool_down`.
     pub breaker_failures: u32,
     pub breaker_cool_down: Duration,
+    /// Sub-accounts one parent may hold: `subaccounts::SUBACCOUNTS_MAX`,
+    /// lowered only by tests.
+    pub subaccounts_max: i64,
+    /// Take the client address of login limits from the last
+    /// `X-Forwarded-For` entry (set by a proxy in front) rather than the
+    /// peer; off unless such a proxy always sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +80,8 @@ impl Default for Settings {
             shutdown_drain: crate::server::SHUTDOWN_DRAIN,
             breaker_failures: crate::policy::breaker::FAILURES_TO_OPEN,
             breaker_cool_down: crate::policy::breaker::COOL_DOWN,
+            subaccounts_max: subaccounts::SUBACCOUNTS_MAX,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -83,6 +94,8 @@ pub struct Canopy {
     pub settings: Settings,
     /// SHA-256 of the operator token.
     pub(crate) operator_token_hash: String,
+    /// Recent login attempts on this host.
+    pub(crate) logins: login::LoginLimiter,
 }
 
 /// A page request: at most `limit` items after the opaque `cursor`.

@@ -147,6 +147,7 @@ impl Canopy {
         let posting = ledger::topup_posting(parent, amount, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        self.lock_tree(&mut tx, parent).await?;
         let key = transfer_key(posting.kind);
         let posted =
             store::ledger::post(&mut tx, self.store.backend, &posting, &key, now_us, vec![])
@@ -191,6 +192,7 @@ impl Canopy {
         let posting = ledger::budget_posting(&parent, sub, amount, allocate, &self.month());
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        self.lock_tree(&mut tx, &parent).await?;
         if !store::accounts::lock_live(&mut tx, &sub.id).await? {
             return Err(Error::Conflict(format!(
                 "`{}` was deleted; its budget went back to the parent",

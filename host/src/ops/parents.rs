@@ -494,16 +494,10 @@ impl Canopy {
         if let Some(list) = &new_channels {
             changes.push(("channels", Value::Text(Some(json_text(list)))));
         }
+        let mut currency_changes = false;
         if let Some(c) = &req.currency {
             let c = currency(c)?;
-            if c != parent.currency {
-                let mut conn = self.store.reader().await?;
-                if store::ledger::tree_holds_money(&mut conn, &parent.id).await? {
-                    return Err(Error::Conflict(
-                        "the currency cannot change while any account of this tree holds money; settle the balances first".into(),
-                    ));
-                }
-            }
+            currency_changes = c != parent.currency;
             changes.push(("currency", Value::Text(Some(c))));
         }
         if let Some(r) = &req.region {
@@ -522,6 +516,18 @@ impl Canopy {
         }
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        if currency_changes {
+            // Under the tree's lock, which every top-up and allocation
+            // takes too, and with the tree's ledger rows locked against
+            // postings in flight: money cannot arrive between the check and
+            // the change.
+            self.lock_tree(&mut tx, &parent).await?;
+            if store::ledger::lock_tree_money(&mut tx, self.store.backend, &parent.id).await? {
+                return Err(Error::Conflict(
+                    "the currency cannot change while any account of this tree holds money; settle the balances first".into(),
+                ));
+            }
+        }
         store::accounts::update(&mut tx, &parent.id, &changes, now_us).await?;
         if let Some(list) = &new_channels {
             for sub in store::accounts::all_subaccounts(&mut tx, &parent.id).await? {

@@ -308,6 +308,8 @@ impl Canopy {
         let name_key = NameKey::of(&name).as_str().to_string();
         let now = self.clock.now_us();
         let mut tx = self.store.begin().await?;
+        // The count below holds until commit: parallel uploads wait here.
+        store::policies::lock_owner(&mut tx, owner.key()).await?;
         let existing = store::policies::by_name(&mut tx, owner.key(), &name_key).await?;
         let id = match existing {
             Some(p) if p.hook != hook.name() => {

@@ -308,9 +308,13 @@ impl Canopy {
         // Decided before the write, so a denied view changes nothing.
         let view = self.view(&actor, "account.read", "account").await?;
         let mut tx = self.store.begin().await?;
-        if store::accounts::count_subaccounts(&mut tx, &parent.id).await? >= SUBACCOUNTS_MAX {
+        // The count below, and the currency of any initial credit, hold
+        // until commit: parallel creations in the tree wait here.
+        self.lock_tree(&mut tx, parent).await?;
+        let max = self.settings.subaccounts_max;
+        if store::accounts::count_subaccounts(&mut tx, &parent.id).await? >= max {
             return Err(Error::Conflict(format!(
-                "this parent already has {SUBACCOUNTS_MAX} sub-accounts, the most one parent may hold; delete unused ones first"
+                "this parent already has {max} sub-accounts, the most one parent may hold; delete unused ones first"
             )));
         }
         store::accounts::insert(&mut tx, &new).await?;

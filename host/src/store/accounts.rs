@@ -204,6 +204,21 @@ pub async fn update(
     Ok(())
 }
 
+/// Locks an account's row until the transaction ends; false if there is
+/// no such account. A count limit or a check of the tree's money is read
+/// after this lock, in the same transaction, so two requests cannot both
+/// pass it: on PostgreSQL the second waits for the first to commit; on
+/// SQLite the one writer connection already runs them one at a time, and
+/// the statement is harmless.
+pub async fn lock(c: &mut Conn, id: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE accounts SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Locks an account's row until the transaction ends, if it is not
 /// deleted; false if it is. Money is credited to an account only under this
 /// lock, so none can arrive after its deletion returned what it held.

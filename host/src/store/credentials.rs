@@ -397,6 +397,16 @@ pub async fn list_api_keys(
     rows.iter().map(key_from).collect()
 }
 
+/// Keys of the account that are not revoked.
+pub async fn count_live_api_keys(c: &mut Conn, account_id: &str) -> Result<i64> {
+    sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL")
+        .bind(account_id)
+        .fetch_one(&mut *c)
+        .await
+        .and_then(|r| r.try_get::<i64, _>("n"))
+        .map_err(db_error)
+}
+
 pub async fn revoke_api_key(
     c: &mut Conn,
     account_id: &str,

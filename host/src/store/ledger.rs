@@ -439,17 +439,32 @@ pub async fn budgets_of_tree(
         .collect()
 }
 
-/// Whether any ledger account owned by the tree of `parent_id` holds money.
-pub async fn tree_holds_money(c: &mut Conn, parent_id: &str) -> Result<bool> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM ledger_accounts l JOIN accounts a ON a.id = l.owner_id
-         WHERE (a.id = $1 OR a.parent_id = $1) AND l.balance_micros <> 0",
-    )
-    .bind(parent_id)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(row.try_get::<i64, _>("n").map_err(db_error)? > 0)
+/// Whether any ledger account owned by the tree of `parent_id` holds money,
+/// locking those rows until the transaction ends (PostgreSQL: in id order,
+/// the order every posting locks them in, so a posting in flight is waited
+/// for and counted, and none can start on them until the caller commits;
+/// SQLite: the one writer already serialises).
+pub async fn lock_tree_money(c: &mut Conn, backend: Backend, parent_id: &str) -> Result<bool> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT l.balance_micros FROM ledger_accounts l
+         WHERE l.owner_id IN (SELECT id FROM accounts WHERE id = $1 OR parent_id = $1)
+         ORDER BY l.id{lock}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(parent_id)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
+    for row in rows {
+        if row.try_get::<i64, _>("balance_micros").map_err(db_error)? != 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A transfer as an account's statement shows it.

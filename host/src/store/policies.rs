@@ -243,6 +243,21 @@ pub async fn set_active(
     bump_generation(c).await
 }
 
+/// Locks the owner's row until the transaction ends (a tree: its parent's
+/// account; the platform: the generation row), so the count of its
+/// policies read next still holds at commit.
+pub async fn lock_owner(c: &mut Conn, owner: &str) -> Result<()> {
+    if owner == PLATFORM {
+        sqlx::query("UPDATE policy_generation SET generation = generation WHERE id = 1")
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?;
+    } else {
+        super::accounts::lock(c, owner).await?;
+    }
+    Ok(())
+}
+
 pub async fn bump_generation(c: &mut Conn) -> Result<()> {
     sqlx::query("UPDATE policy_generation SET generation = generation + 1 WHERE id = 1")
         .execute(&mut *c)
