@@ -62,7 +62,10 @@ pub enum Error {
     MethodNotAllowed(String),
     /// Too many attempts; retry after this many seconds.
     #[error("{detail}")]
-    RateLimited { detail: String, retry_after_secs: u64 },
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Anything the caller cannot fix; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
