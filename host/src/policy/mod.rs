@@ -817,6 +817,16 @@ pub fn shipped_default(hook: Hook, runtime: DefaultsRuntime) -> Result<Arc<dyn P
     }
 }
 
+fn malformed(policy: &PolicyRef, fault: Fault) -> Error {
+    Error::PolicyFailed(PolicyRef {
+        reason: format!(
+            "policy `{}` returned a malformed document and the operation was refused: {fault}",
+            policy.id
+        ),
+        ..policy.clone()
+    })
+}
+
 #[cfg(test)]
 mod budget_tests {
     use super::*;
@@ -832,14 +842,4 @@ mod budget_tests {
         assert_eq!(huge.deadline, CASCADE_DEADLINE_MAX);
         assert_eq!(huge.instructions(200_000_000), 4_000_000_000);
     }
-}
-
-fn malformed(policy: &PolicyRef, fault: Fault) -> Error {
-    Error::PolicyFailed(PolicyRef {
-        reason: format!(
-            "policy `{}` returned a malformed document and the operation was refused: {fault}",
-            policy.id
-        ),
-        ..policy.clone()
-    })
 }
