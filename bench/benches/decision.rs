@@ -38,9 +38,7 @@ use canopy::domain::{
 use canopy::policy::input::{self, PrincipalDoc};
 use canopy::policy::output::{self, Decision};
 use canopy::policy::wasm::WasmPolicy;
-use canopy::policy::{
-    DefaultsRuntime, EVALUATION_DEADLINE, Hook, Policy, SHIPPED_WASM, shipped_default,
-};
+use canopy::policy::{Budget, DefaultsRuntime, Hook, Policy, SHIPPED_WASM, shipped_default};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression,
@@ -122,7 +120,7 @@ fn hosted(policy: &dyn Policy, case: &Case) -> bool {
     let target = input::account(&case.target, case.parent.as_ref());
     let doc = input::authorize(&case.principal, case.action, target, &[]);
     let out = policy
-        .evaluate(Hook::Authorize, &doc, EVALUATION_DEADLINE)
+        .evaluate(Hook::Authorize, &doc, Budget::DEFAULT)
         .expect("the policy evaluates");
     match output::decision(&out).expect("a well-formed decision") {
         Decision::Allow => true,
@@ -584,7 +582,7 @@ fn authorize(c: &mut Criterion) {
             |b, d| {
                 b.iter(|| {
                     e.rhai
-                        .evaluate(Hook::Authorize, black_box(d), EVALUATION_DEADLINE)
+                        .evaluate(Hook::Authorize, black_box(d), Budget::DEFAULT)
                 })
             },
         );
@@ -620,7 +618,7 @@ fn authorize(c: &mut Criterion) {
             |b, d| {
                 b.iter(|| {
                     e.wasm_warm
-                        .evaluate(Hook::Authorize, black_box(d), EVALUATION_DEADLINE)
+                        .evaluate(Hook::Authorize, black_box(d), Budget::DEFAULT)
                 })
             },
         );
@@ -633,7 +631,7 @@ fn authorize(c: &mut Criterion) {
             |b, d| {
                 b.iter(|| {
                     e.rhai
-                        .evaluate(Hook::Authorize, black_box(d), EVALUATION_DEADLINE)
+                        .evaluate(Hook::Authorize, black_box(d), Budget::DEFAULT)
                 })
             },
         );
@@ -643,13 +641,13 @@ fn authorize(c: &mut Criterion) {
             |b, d| {
                 b.iter(|| {
                     e.wasm_warm
-                        .evaluate(Hook::Authorize, black_box(d), EVALUATION_DEADLINE)
+                        .evaluate(Hook::Authorize, black_box(d), Budget::DEFAULT)
                 })
             },
         );
         let out = e
             .rhai
-            .evaluate(Hook::Authorize, &doc, EVALUATION_DEADLINE)
+            .evaluate(Hook::Authorize, &doc, Budget::DEFAULT)
             .unwrap();
         g.bench_with_input(
             BenchmarkId::new("part_output_decision", name),

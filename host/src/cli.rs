@@ -251,7 +251,7 @@ fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Pa
     for doc in inputs {
         let started = Instant::now();
         let result = policy
-            .evaluate(hook, &doc, crate::policy::EVALUATION_DEADLINE)
+            .evaluate(hook, &doc, crate::policy::Budget::DEFAULT)
             .and_then(|out| crate::policy::output::check(hook, &out).map(|()| out));
         let took = started.elapsed();
         match result {

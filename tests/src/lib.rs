@@ -487,6 +487,87 @@ impl Drop for TestApp {
     }
 }
 
+/// A sub-account to insert directly into a test's database.
+#[derive(Debug, Clone)]
+pub struct RawSub {
+    pub name: String,
+    pub email: String,
+    /// `invited` or `active`.
+    pub status: &'static str,
+}
+
+impl TestApp {
+    /// Inserts `subs` under `parent_id` in one transaction, through the
+    /// store layer and not over HTTP: a tree of thousands is built in
+    /// seconds. Each is an assigned-budget sub-account without budget,
+    /// invitation or members (what the cascade and delete paths read).
+    pub async fn insert_subaccounts(&self, parent_id: &str, subs: &[RawSub]) {
+        use canopy::domain::{AccountKind, CreditMode, NameKey, Status};
+        use canopy::store::{Store, accounts};
+        let store = Store::connect(&self.database_url)
+            .await
+            .expect("the test's database opens");
+        let mut tx = store.begin().await.expect("begin");
+        for (i, s) in subs.iter().enumerate() {
+            let new = accounts::NewAccount {
+                id: canopy::secrets::new_id("acct"),
+                kind: AccountKind::Subaccount,
+                parent_id: Some(parent_id.to_string()),
+                name_key: NameKey::of(&s.name).as_str().to_string(),
+                name: s.name.clone(),
+                email_key: NameKey::of(&s.email).as_str().to_string(),
+                email: s.email.clone(),
+                external_id: None,
+                company_name: "Bulk Ltd".into(),
+                status: Status::parse(s.status).expect("a status"),
+                timezone: "UTC".into(),
+                channels: vec!["sms".into()],
+                billing_type: None,
+                currency: None,
+                region: None,
+                prices: None,
+                monthly_credit_limit: None,
+                credit_mode: Some(CreditMode::AssignedBudget),
+                monthly_usage_limit: None,
+                low_balance_alert: None,
+                now_us: i as i64,
+            };
+            accounts::insert(&mut tx, &new).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        store.close().await;
+    }
+
+    /// Runs one query on the test's database and returns its rows as
+    /// strings (NULL as `None`), for checks over thousands of rows.
+    pub async fn query_rows(&self, sql: &str, bind: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::{Connection, Row};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("the test's database opens");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .bind(bind)
+            .fetch_all(&mut conn)
+            .await
+            .expect("query");
+        rows.iter()
+            .map(|r| {
+                (0..r.columns().len())
+                    .map(|i| {
+                        r.try_get::<Option<String>, _>(i)
+                            .or_else(|_| {
+                                r.try_get::<Option<i64>, _>(i)
+                                    .map(|v| v.map(|n| n.to_string()))
+                            })
+                            .expect("a text or integer column")
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// A policy to upload: Rhai text or a Wasm component's bytes.
 pub enum Code<'a> {
     Rhai(&'a str),

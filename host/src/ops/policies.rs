@@ -116,7 +116,7 @@ fn compile(id: &str, version: i64, runtime: &str, source: &str) -> Result<Arc<dy
 fn try_samples(policy: &dyn Policy, hook: Hook) -> Result<(), String> {
     for (i, sample) in samples::of(hook).iter().enumerate() {
         policy
-            .evaluate(hook, sample, crate::policy::EVALUATION_DEADLINE)
+            .evaluate(hook, sample, crate::policy::Budget::DEFAULT)
             .and_then(|out| output::check(hook, &out))
             .map_err(|f| {
                 format!(
@@ -147,7 +147,7 @@ impl Policy for Unloadable {
         &self,
         _: Hook,
         _: &serde_json::Value,
-        _: std::time::Duration,
+        _: crate::policy::Budget,
     ) -> Result<serde_json::Value, crate::policy::Fault> {
         Err(crate::policy::Fault(format!(
             "could not be loaded: {}",

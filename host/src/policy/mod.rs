@@ -39,6 +39,11 @@ pub use output::{CascadePlan, View};
 
 /// Wall-clock deadline of one policy evaluation.
 pub const EVALUATION_DEADLINE: Duration = Duration::from_millis(100);
+/// A cascade decides for a whole tree: its deadline grows by this much per
+/// sub-account concerned (300 ms for the most a parent may hold)...
+pub const CASCADE_DEADLINE_PER_SUBACCOUNT: Duration = Duration::from_micros(20);
+/// ...up to this.
+pub const CASCADE_DEADLINE_MAX: Duration = Duration::from_secs(2);
 /// Largest input document handed to a policy: a cascade over the most
 /// sub-accounts a parent may hold (about 160 bytes each) fits.
 pub const INPUT_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -101,6 +106,61 @@ impl Hook {
     }
 }
 
+/// What one evaluation may spend: a wall-clock deadline, and each runtime's
+/// instruction budget (Rhai operations, Wasm fuel) scaled in proportion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub deadline: Duration,
+    /// Instruction budgets are this many thousandths of the runtime's base.
+    pub instructions_permille: u64,
+}
+
+impl Budget {
+    /// The budget of every evaluation but a cascade over a large tree.
+    pub const DEFAULT: Budget = Budget {
+        deadline: EVALUATION_DEADLINE,
+        instructions_permille: 1000,
+    };
+    /// The most any evaluation gets: runtimes size their fixed limits by it.
+    pub const MAX: Budget = Budget::scaled(CASCADE_DEADLINE_MAX);
+
+    /// The default instruction budget under another deadline (tests, the
+    /// command line).
+    pub const fn with_deadline(deadline: Duration) -> Budget {
+        Budget {
+            deadline,
+            instructions_permille: 1000,
+        }
+    }
+
+    /// A deadline above the default, with the instruction budget scaled
+    /// by the same factor.
+    const fn scaled(deadline: Duration) -> Budget {
+        Budget {
+            deadline,
+            instructions_permille: (deadline.as_micros() * 1000 / EVALUATION_DEADLINE.as_micros())
+                as u64,
+        }
+    }
+
+    /// The budget of a cascade over `subaccounts` sub-accounts: it grows
+    /// with the tree it decides for, bounded by [`CASCADE_DEADLINE_MAX`].
+    pub fn cascade(subaccounts: usize) -> Budget {
+        let extra = CASCADE_DEADLINE_PER_SUBACCOUNT
+            .saturating_mul(subaccounts.min(u32::MAX as usize) as u32);
+        Budget::scaled(
+            EVALUATION_DEADLINE
+                .saturating_add(extra)
+                .min(CASCADE_DEADLINE_MAX),
+        )
+    }
+
+    /// A runtime's base instruction budget, scaled.
+    pub fn instructions(&self, base: u64) -> u64 {
+        base.saturating_mul(self.instructions_permille) / 1000
+    }
+}
+
 /// Why an evaluation produced no usable output: the guest errored, broke a
 /// limit, or returned something malformed. Always fails closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,11 +168,11 @@ impl Hook {
 pub struct Fault(pub String);
 
 /// One policy, in any runtime. `evaluate` is synchronous CPU work bounded by
-/// the runtime's own limits and `deadline`.
+/// the runtime's own limits and `budget`.
 pub trait Policy: Send + Sync {
     fn id(&self) -> &str;
     fn version(&self) -> i64;
-    fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault>;
+    fn evaluate(&self, hook: Hook, input: &Value, budget: Budget) -> Result<Value, Fault>;
 }
 
 /// How an active uploaded policy runs: enforced, or evaluated and logged
@@ -416,7 +476,13 @@ impl Policies {
 
     /// Runs every selected policy of `hook` on `input`, off the async
     /// workers unless only the compiled-in defaults run.
-    async fn run(&self, hook: Hook, scope: &Scope, input: Value) -> Result<Vec<Evaluated>> {
+    async fn run(
+        &self,
+        hook: Hook,
+        scope: &Scope,
+        input: Value,
+        budget: Budget,
+    ) -> Result<Vec<Evaluated>> {
         let selection = self.select(hook, scope);
         let size = serde_json::to_vec(&input)
             .map(|v| v.len())
@@ -427,8 +493,15 @@ impl Policies {
                 hook.name()
             )));
         }
-        if selection.defaults_only {
-            return Ok(evaluate_all(hook, &selection.policies, &input, None));
+        // A cascade may convert a tree of 10,000 sub-accounts: never inline.
+        if selection.defaults_only && hook != Hook::Cascade {
+            return Ok(evaluate_all(
+                hook,
+                &selection.policies,
+                &input,
+                None,
+                budget,
+            ));
         }
         let guard = Guard {
             breakers: self.breakers.clone(),
@@ -448,7 +521,7 @@ impl Policies {
         };
         let _slot = self.slots.acquire().await.map_err(Error::internal)?;
         tokio::task::spawn_blocking(move || {
-            evaluate_all(hook, &selection.policies, &input, Some(&guard))
+            evaluate_all(hook, &selection.policies, &input, Some(&guard), budget)
         })
         .await
         .map_err(Error::internal)
@@ -461,6 +534,7 @@ impl Policies {
         hook: Hook,
         scope: &Scope,
         input: Value,
+        budget: Budget,
         combine: &Combiner<T>,
     ) -> Result<T> {
         let action = decision::action_of(&input);
@@ -468,7 +542,7 @@ impl Policies {
             .account
             .clone()
             .or_else(|| decision::target_of(&input));
-        let evaluated = self.run(hook, scope, input).await?;
+        let evaluated = self.run(hook, scope, input, budget).await?;
         let judged: Vec<Judged<T>> = evaluated
             .into_iter()
             .map(|e| Judged::of(e, combine.read))
@@ -506,9 +580,15 @@ impl Policies {
 
     /// `authorize`: allowed only if every policy allows.
     pub async fn authorize(&self, scope: &Scope, input: Value) -> Result<()> {
-        self.decide(Hook::Authorize, scope, input, &Combiner::decisions(false))
-            .await
-            .map(|_| ())
+        self.decide(
+            Hook::Authorize,
+            scope,
+            input,
+            Budget::DEFAULT,
+            &Combiner::decisions(false),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `subaccount.validate`: the first refusal becomes a 422 on its field.
@@ -517,6 +597,7 @@ impl Policies {
             Hook::SubaccountValidate,
             scope,
             input,
+            Budget::DEFAULT,
             &Combiner::decisions(true),
         )
         .await
@@ -526,14 +607,28 @@ impl Policies {
     /// `visibility`: hidden groups are unioned, `own` rows win over `all`,
     /// any deny denies.
     pub async fn visibility(&self, scope: &Scope, input: Value) -> Result<View> {
-        self.decide(Hook::Visibility, scope, input, &Combiner::views())
-            .await
+        self.decide(
+            Hook::Visibility,
+            scope,
+            input,
+            Budget::DEFAULT,
+            &Combiner::views(),
+        )
+        .await
     }
 
-    /// `cascade`: the most specific policy's plan (the last evaluated).
+    /// `cascade`: the most specific policy's plan (the last evaluated). Its
+    /// budget grows with the sub-accounts it decides for.
     pub async fn cascade(&self, scope: &Scope, input: Value) -> Result<(PolicyRef, CascadePlan)> {
-        self.decide(Hook::Cascade, scope, input, &Combiner::plans())
-            .await
+        let subaccounts = input["subaccounts"].as_array().map_or(0, Vec::len);
+        self.decide(
+            Hook::Cascade,
+            scope,
+            input,
+            Budget::cascade(subaccounts),
+            &Combiner::plans(),
+        )
+        .await
     }
 }
 
@@ -747,13 +842,19 @@ impl Guard {
 
     /// Runs `policy` unless its circuit is open, and records the outcome
     /// (an output that is not a well-formed document counts as a failure).
-    fn evaluate(&self, hook: Hook, policy: &dyn Policy, input: &Value) -> Result<Value, Fault> {
+    fn evaluate(
+        &self,
+        hook: Hook,
+        policy: &dyn Policy,
+        input: &Value,
+        budget: Budget,
+    ) -> Result<Value, Fault> {
         let key = self.key(policy);
         let refused = self.breakers.admit(&key);
         if refused != breaker::Admit::Yes {
             return Err(open_fault(refused));
         }
-        let result = policy.evaluate(hook, input, EVALUATION_DEADLINE);
+        let result = policy.evaluate(hook, input, budget);
         let ok = matches!(&result, Ok(out) if output::check(hook, out).is_ok());
         self.breakers.record(&key, ok);
         result
@@ -796,6 +897,7 @@ fn evaluate_all(
     policies: &[(Mode, Arc<dyn Policy>)],
     input: &Value,
     guard: Option<&Guard>,
+    budget: Budget,
 ) -> Vec<Evaluated> {
     policies
         .iter()
@@ -803,8 +905,8 @@ fn evaluate_all(
         .map(|(i, (mode, policy))| {
             let started = Instant::now();
             let result = match guard {
-                Some(g) if i >= g.from => g.evaluate(hook, policy.as_ref(), input),
-                _ => policy.evaluate(hook, input, EVALUATION_DEADLINE),
+                Some(g) if i >= g.from => g.evaluate(hook, policy.as_ref(), input, budget),
+                _ => policy.evaluate(hook, input, budget),
             };
             let duration_us = started.elapsed().as_micros() as u64;
             if let Err(fault) = &result {
@@ -853,4 +955,21 @@ fn malformed(policy: &PolicyRef, fault: Fault) -> Error {
         ),
         ..policy.clone()
     })
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn a_cascade_budget_grows_with_the_tree_bounded() {
+        assert_eq!(Budget::cascade(0), Budget::DEFAULT);
+        let largest = Budget::cascade(crate::ops::subaccounts::SUBACCOUNTS_MAX as usize);
+        assert_eq!(largest.deadline, Duration::from_millis(300));
+        assert_eq!(largest.instructions(2_000_000), 6_000_000);
+        let huge = Budget::cascade(usize::MAX);
+        assert_eq!(huge, Budget::MAX);
+        assert_eq!(huge.deadline, CASCADE_DEADLINE_MAX);
+        assert_eq!(huge.instructions(200_000_000), 4_000_000_000);
+    }
 }

@@ -47,19 +47,135 @@ impl View {
     }
 }
 
-/// A cascade policy's plan for a suspension or reactivation. The host checks
-/// it against the invariants before applying it.
+/// A cascade policy's plan for a suspension or reactivation. The host
+/// expands it against the tree and checks every step before applying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CascadePlan {
-    pub subaccounts: Vec<(String, Status)>,
-    pub returns: Vec<(String, ReturnAmount)>,
+    pub subaccounts: StatusPlan,
+    pub returns: ReturnPlan,
     pub campaigns: Campaigns,
+}
+
+/// Where a sub-account's status goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Status(Status),
+    /// Back to its `previous_status` (`"restore"`).
+    Restore,
+    /// Unchanged (`"keep"`), e.g. to leave one out of a rule.
+    Keep,
+}
+
+impl Target {
+    fn parse(name: &str) -> Result<Target, Fault> {
+        match name {
+            "restore" => Ok(Target::Restore),
+            "keep" => Ok(Target::Keep),
+            other => Status::parse(other).map(Target::Status).ok_or_else(|| {
+                Fault(format!(
+                    "unknown status {other:?} in the plan; a step goes to a status, \"restore\" or \"keep\""
+                ))
+            }),
+        }
+    }
+}
+
+/// Which sub-accounts a `by_status` rule applies to: those of a status, or
+/// the suspended ones by who suspended them (more specific than
+/// `suspended`, so it wins over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatusKey {
+    Invited,
+    Active,
+    Suspended,
+    SuspendedByParent,
+    SuspendedBySelf,
+}
+
+impl StatusKey {
+    pub const ALL: [(&'static str, StatusKey); 5] = [
+        ("invited", StatusKey::Invited),
+        ("active", StatusKey::Active),
+        ("suspended", StatusKey::Suspended),
+        ("suspended_by_parent", StatusKey::SuspendedByParent),
+        ("suspended_by_self", StatusKey::SuspendedBySelf),
+    ];
+
+    fn parse(name: &str) -> Result<StatusKey, Fault> {
+        StatusKey::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| {
+                Fault(format!(
+                    "unknown key {name:?} in `by_status`; known: invited, active, suspended, suspended_by_parent, suspended_by_self"
+                ))
+            })
+    }
+}
+
+/// The plan's status changes: a list of steps, or rules the host expands
+/// against the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusPlan {
+    List(Vec<(String, Target)>),
+    Rules {
+        by_status: Vec<(StatusKey, Target)>,
+        except: Vec<(String, Target)>,
+    },
+}
+
+impl StatusPlan {
+    /// The rule's target for a sub-account of this status, if any: the
+    /// most specific key first.
+    pub fn rule_for(
+        by_status: &[(StatusKey, Target)],
+        status: Status,
+        suspended_by: Option<crate::domain::SuspendedBy>,
+    ) -> Option<Target> {
+        use crate::domain::SuspendedBy;
+        let find = |key| by_status.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+        match status {
+            Status::Invited => find(StatusKey::Invited),
+            Status::Active => find(StatusKey::Active),
+            Status::Suspended => match suspended_by {
+                Some(SuspendedBy::Parent) => find(StatusKey::SuspendedByParent),
+                Some(SuspendedBy::Own) => find(StatusKey::SuspendedBySelf),
+                None => None,
+            }
+            .or_else(|| find(StatusKey::Suspended)),
+            _ => None,
+        }
+    }
+}
+
+/// The plan's budget returns: a list, or one amount for every sub-account
+/// with exceptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnPlan {
+    List(Vec<(String, ReturnAmount)>),
+    Rules {
+        all: ReturnAmount,
+        except: Vec<(String, ReturnAmount)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReturnAmount {
     All,
     Nothing,
+}
+
+impl ReturnAmount {
+    fn parse(amount: &str) -> Result<ReturnAmount, Fault> {
+        match amount {
+            "all" => Ok(ReturnAmount::All),
+            "0" => Ok(ReturnAmount::Nothing),
+            other => Err(Fault(format!(
+                "a return's `amount` must be \"all\" or \"0\", not {other:?}"
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,15 +276,46 @@ pub fn view(out: &Value) -> Result<Result<View, String>, Fault> {
 #[serde(deny_unknown_fields)]
 struct PlanDoc {
     #[serde(default)]
-    subaccounts: Vec<StatusDoc>,
+    subaccounts: Either<Vec<StatusDoc>, StatusRulesDoc>,
     #[serde(default)]
-    returns: Vec<ReturnDoc>,
+    returns: Either<Vec<ReturnDoc>, ReturnRulesDoc>,
     #[serde(default = "keep")]
     campaigns: String,
 }
 
 fn keep() -> String {
     "keep".into()
+}
+
+/// A list, or rules: told apart by the JSON type (array or object), so
+/// each form gets its own strict error.
+enum Either<L, R> {
+    List(L),
+    Rules(R),
+}
+
+/// Left out: an empty list.
+impl<L: Default, R> Default for Either<L, R> {
+    fn default() -> Self {
+        Either::List(L::default())
+    }
+}
+
+impl<'de, L: Deserialize<'de>, R: Deserialize<'de>> Deserialize<'de> for Either<L, R> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            v @ Value::Array(_) => L::deserialize(v)
+                .map(Either::List)
+                .map_err(D::Error::custom),
+            v @ Value::Object(_) => R::deserialize(v)
+                .map(Either::Rules)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a list or an object of rules, not {other}"
+            ))),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -185,29 +332,73 @@ struct ReturnDoc {
     amount: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRulesDoc {
+    by_status: serde_json::Map<String, Value>,
+    #[serde(default)]
+    except: Vec<StatusDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnRulesDoc {
+    all: String,
+    #[serde(default)]
+    except: Vec<ReturnDoc>,
+}
+
+fn status_steps(docs: Vec<StatusDoc>) -> Result<Vec<(String, Target)>, Fault> {
+    docs.into_iter()
+        .map(|s| Target::parse(&s.status).map(|t| (s.id, t)))
+        .collect()
+}
+
+fn return_steps(docs: Vec<ReturnDoc>) -> Result<Vec<(String, ReturnAmount)>, Fault> {
+    docs.into_iter()
+        .map(|r| ReturnAmount::parse(&r.amount).map(|a| (r.id, a)))
+        .collect()
+}
+
+/// An `except` list names each sub-account once.
+fn once<T>(except: Vec<(String, T)>, field: &str) -> Result<Vec<(String, T)>, Fault> {
+    let mut seen = BTreeSet::new();
+    for (id, _) in &except {
+        if !seen.insert(id.as_str()) {
+            return Err(Fault(format!("`{id}` appears twice in `{field}.except`")));
+        }
+    }
+    Ok(except)
+}
+
 /// `cascade` output.
 pub fn cascade_plan(out: &Value) -> Result<CascadePlan, Fault> {
     let doc: PlanDoc = parse(out)?;
-    let subaccounts = doc
-        .subaccounts
-        .into_iter()
-        .map(|s| {
-            Status::parse(&s.status)
-                .map(|status| (s.id, status))
-                .ok_or_else(|| Fault(format!("unknown status {:?} in the plan", s.status)))
-        })
-        .collect::<Result<_, _>>()?;
-    let returns = doc
-        .returns
-        .into_iter()
-        .map(|r| match r.amount.as_str() {
-            "all" => Ok((r.id, ReturnAmount::All)),
-            "0" => Ok((r.id, ReturnAmount::Nothing)),
-            other => Err(Fault(format!(
-                "a return's `amount` must be \"all\" or \"0\", not {other:?}"
-            ))),
-        })
-        .collect::<Result<_, _>>()?;
+    let subaccounts = match doc.subaccounts {
+        Either::List(steps) => StatusPlan::List(status_steps(steps)?),
+        Either::Rules(rules) => StatusPlan::Rules {
+            by_status: rules
+                .by_status
+                .iter()
+                .map(|(key, target)| {
+                    let target = target.as_str().ok_or_else(|| {
+                        Fault(format!(
+                            "`by_status.{key}` must be a status name, not {target}"
+                        ))
+                    })?;
+                    Ok((StatusKey::parse(key)?, Target::parse(target)?))
+                })
+                .collect::<Result<_, Fault>>()?,
+            except: once(status_steps(rules.except)?, "subaccounts")?,
+        },
+    };
+    let returns = match doc.returns {
+        Either::List(steps) => ReturnPlan::List(return_steps(steps)?),
+        Either::Rules(rules) => ReturnPlan::Rules {
+            all: ReturnAmount::parse(&rules.all)?,
+            except: once(return_steps(rules.except)?, "returns")?,
+        },
+    };
     let campaigns = match doc.campaigns.as_str() {
         "keep" => Campaigns::Keep,
         "queue" => Campaigns::Queue,
@@ -293,10 +484,69 @@ mod tests {
         .unwrap();
         assert_eq!(
             plan.subaccounts,
-            vec![("acct_1".to_string(), Status::Suspended)]
+            StatusPlan::List(vec![(
+                "acct_1".to_string(),
+                Target::Status(Status::Suspended)
+            )])
         );
         assert_eq!(plan.campaigns, Campaigns::Queue);
         assert!(cascade_plan(&json!({"returns": [{"id": "a", "amount": "12"}]})).is_err());
         assert!(cascade_plan(&json!({"subaccounts": [{"id": "a", "status": "gone"}]})).is_err());
+    }
+
+    #[test]
+    fn cascade_rules_parse() {
+        let plan = cascade_plan(&json!({
+            "subaccounts": {
+                "by_status": {"active": "suspended", "invited": "suspended", "suspended_by_parent": "restore"},
+                "except": [{"id": "acct_1", "status": "keep"}, {"id": "acct_2", "status": "restore"}]
+            },
+            "returns": {"all": "0", "except": [{"id": "acct_3", "amount": "all"}]},
+            "campaigns": "queue"
+        }))
+        .unwrap();
+        let StatusPlan::Rules { by_status, except } = &plan.subaccounts else {
+            panic!("{plan:?}")
+        };
+        assert!(by_status.contains(&(StatusKey::Active, Target::Status(Status::Suspended))));
+        assert!(by_status.contains(&(StatusKey::SuspendedByParent, Target::Restore)));
+        assert_eq!(except[0], ("acct_1".to_string(), Target::Keep));
+        assert_eq!(
+            plan.returns,
+            ReturnPlan::Rules {
+                all: ReturnAmount::Nothing,
+                except: vec![("acct_3".to_string(), ReturnAmount::All)]
+            }
+        );
+        // `except` may be left out; the list forms stay valid beside rules.
+        assert!(cascade_plan(&json!({"subaccounts": {"by_status": {}}, "returns": []})).is_ok());
+        assert!(cascade_plan(&json!({"subaccounts": [], "returns": {"all": "all"}})).is_ok());
+    }
+
+    #[test]
+    fn cascade_rules_are_strict() {
+        for bad in [
+            // Unknown keys, at every level.
+            json!({"subaccounts": {"by_status": {}, "unless": []}}),
+            json!({"subaccounts": {"by_status": {"deleted": "active"}}}),
+            json!({"subaccounts": {"by_status": {"active": "suspended"}, "except": [{"id": "a", "status": "keep", "why": 1}]}}),
+            json!({"returns": {"all": "0", "some": []}}),
+            json!({"returns": {"except": []}}),
+            // Bad statuses and amounts.
+            json!({"subaccounts": {"by_status": {"active": "asleep"}}}),
+            json!({"subaccounts": {"by_status": {"active": 1}}}),
+            json!({"subaccounts": {"by_status": {"active": "suspended"}, "except": [{"id": "a", "status": "gone"}]}}),
+            json!({"returns": {"all": "12"}}),
+            json!({"returns": {"all": "0", "except": [{"id": "a", "amount": "half"}]}}),
+            // Duplicate ids in `except`.
+            json!({"subaccounts": {"by_status": {}, "except": [{"id": "a", "status": "keep"}, {"id": "a", "status": "suspended"}]}}),
+            json!({"returns": {"all": "0", "except": [{"id": "a", "amount": "all"}, {"id": "a", "amount": "0"}]}}),
+            // Neither a list nor rules.
+            json!({"subaccounts": null}),
+            json!({"subaccounts": "all"}),
+            json!({"returns": 0}),
+        ] {
+            assert!(cascade_plan(&bad).is_err(), "{bad} accepted");
+        }
     }
 }

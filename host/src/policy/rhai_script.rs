@@ -9,14 +9,14 @@
 
 use std::cell::Cell;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Scope};
 use serde_json::Value;
 
-use super::{Fault, Hook, Policy};
+use super::{Budget, Fault, Hook, Policy};
 
-/// Instruction budget of one evaluation.
+/// Instruction budget of one evaluation (scaled by its [`Budget`]).
 const OPERATIONS_MAX: u64 = 2_000_000;
 const CALL_LEVELS_MAX: usize = 32;
 const EXPR_DEPTH_MAX: usize = 64;
@@ -35,13 +35,20 @@ const DEADLINE_CHECK_EVERY: u64 = 256;
 thread_local! {
     /// The deadline of the evaluation running on this thread.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Its instruction budget (operations).
+    static OPERATIONS: Cell<u64> = const { Cell::new(OPERATIONS_MAX) };
 }
+
+/// What the progress callback stops an evaluation for.
+const PAST_DEADLINE: &str = "deadline";
+const OUT_OF_OPERATIONS: &str = "operations";
 
 /// One engine for every Rhai policy: its limits are the sandbox.
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let mut engine = Engine::new();
     engine
-        .set_max_operations(OPERATIONS_MAX)
+        // The largest budget; each evaluation's own is checked below.
+        .set_max_operations(Budget::MAX.instructions(OPERATIONS_MAX))
         .set_max_call_levels(CALL_LEVELS_MAX)
         .set_max_expr_depths(EXPR_DEPTH_MAX, FN_EXPR_DEPTH_MAX)
         .set_max_string_size(STRING_LEN_MAX)
@@ -52,11 +59,14 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     engine.on_print(|_| {});
     engine.on_debug(|_, _, _| {});
     engine.on_progress(|operations| {
+        if operations > OPERATIONS.with(Cell::get) {
+            return Some(Dynamic::from(OUT_OF_OPERATIONS));
+        }
         if operations % DEADLINE_CHECK_EVERY != 0 {
             return None;
         }
         let past = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() >= deadline));
-        past.then(|| Dynamic::from("deadline"))
+        past.then(|| Dynamic::from(PAST_DEADLINE))
     });
     engine
 });
@@ -101,9 +111,11 @@ impl Policy for RhaiPolicy {
         self.version
     }
 
-    fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault> {
+    fn evaluate(&self, hook: Hook, input: &Value, budget: Budget) -> Result<Value, Fault> {
         let input = dynamic_of(input);
-        DEADLINE.with(|d| d.set(Some(Instant::now() + deadline)));
+        let operations = budget.instructions(OPERATIONS_MAX);
+        OPERATIONS.with(|o| o.set(operations));
+        DEADLINE.with(|d| d.set(Some(Instant::now() + budget.deadline)));
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         let result = ENGINE.call_fn_with_options::<Dynamic>(
             options,
@@ -114,9 +126,15 @@ impl Policy for RhaiPolicy {
         );
         DEADLINE.with(|d| d.set(None));
         let output = result.map_err(|e| match *e {
-            rhai::EvalAltResult::ErrorTerminated(..) => {
-                Fault(format!("ran past its {} ms deadline", deadline.as_millis()))
+            rhai::EvalAltResult::ErrorTerminated(why, _)
+                if why.clone().into_string().ok().as_deref() == Some(OUT_OF_OPERATIONS) =>
+            {
+                Fault(format!("ran past its budget of {operations} operations"))
             }
+            rhai::EvalAltResult::ErrorTerminated(..) => Fault(format!(
+                "ran past its {} ms deadline",
+                budget.deadline.as_millis()
+            )),
             other => Fault(other.to_string()),
         })?;
         let output: Value = rhai::serde::from_dynamic(&output)
@@ -167,7 +185,7 @@ mod tests {
         policy.evaluate(
             Hook::Authorize,
             &json!({"action": "account.read"}),
-            Duration::from_millis(100),
+            Budget::DEFAULT,
         )
     }
 
@@ -199,6 +217,32 @@ mod tests {
     }
 
     #[test]
+    fn the_operations_budget_scales_with_the_evaluation() {
+        // 6 to 8 operations per turn: past the default 2,000,000, within
+        // the budget of a cascade over the largest tree.
+        let policy = RhaiPolicy::compile(
+            "busy",
+            1,
+            r#"fn evaluate(h, i) { let n = 0; while n < 400000 { n += 1; } #{ decision: "allow" } }"#,
+        )
+        .unwrap();
+        let input = json!({});
+        let fault = policy
+            .evaluate(
+                Hook::Authorize,
+                &input,
+                Budget::with_deadline(std::time::Duration::from_secs(30)),
+            )
+            .unwrap_err();
+        assert!(fault.0.contains("operations"), "{fault}");
+        let big = Budget {
+            deadline: std::time::Duration::from_secs(30),
+            ..Budget::cascade(crate::ops::subaccounts::SUBACCOUNTS_MAX as usize)
+        };
+        policy.evaluate(Hook::Authorize, &input, big).unwrap();
+    }
+
+    #[test]
     fn hostile_scripts_fail_closed_within_the_deadline() {
         let hostile = [
             ("endless loop", "fn evaluate(h, i) { loop { } }"),
@@ -226,7 +270,7 @@ mod tests {
             let result = run(source);
             assert!(result.is_err(), "{what}: {result:?}");
             assert!(
-                started.elapsed() < Duration::from_secs(2),
+                started.elapsed() < std::time::Duration::from_secs(2),
                 "{what} took {:?}",
                 started.elapsed()
             );

@@ -29,13 +29,14 @@ use wasmtime::{
 };
 
 use super::wasm_cache::{Rejected, WasmCache};
-use super::{Fault, Hook, Policy};
+use super::{Budget, Fault, Hook, Policy};
 
 /// Largest component accepted.
 pub const COMPONENT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Linear memory one instance may grow to.
 pub const MEMORY_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Instruction budget of one evaluation (wasm operators, roughly).
+/// Instruction budget of one evaluation (wasm operators, roughly), scaled by
+/// its [`Budget`].
 pub const FUEL_PER_EVALUATION: u64 = 200_000_000;
 /// Native stack a guest may use (deep recursion traps here).
 const WASM_STACK_BYTES_MAX: usize = 512 * 1024;
@@ -220,10 +221,12 @@ impl WasmPolicy {
             .set_fuel(FUEL_PER_EVALUATION)
             .map_err(|e| Fault(e.to_string()))?;
         store.set_epoch_deadline(ticks(super::EVALUATION_DEADLINE));
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| Fault(format!("instantiation failed: {}", describe(&e))))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            Fault(format!(
+                "instantiation failed: {}",
+                describe(&e, FUEL_PER_EVALUATION)
+            ))
+        })?;
         let evaluate = instance
             .get_typed_func::<(String, String), (Result<String, String>,)>(&mut store, "evaluate")
             .map_err(|e| {
@@ -275,13 +278,14 @@ impl Policy for WasmPolicy {
         self.version
     }
 
-    fn evaluate(&self, hook: Hook, input: &Value, deadline: Duration) -> Result<Value, Fault> {
+    fn evaluate(&self, hook: Hook, input: &Value, budget: Budget) -> Result<Value, Fault> {
         let input = serde_json::to_string(input).map_err(|e| Fault(e.to_string()))?;
         let mut warm = self.take()?;
+        let fuel = budget.instructions(FUEL_PER_EVALUATION);
         warm.store
-            .set_fuel(FUEL_PER_EVALUATION)
+            .set_fuel(fuel)
             .map_err(|e| Fault(e.to_string()))?;
-        warm.store.set_epoch_deadline(ticks(deadline));
+        warm.store.set_epoch_deadline(ticks(budget.deadline));
         let result = warm
             .evaluate
             .call(&mut warm.store, (hook.name().to_string(), input));
@@ -295,7 +299,7 @@ impl Policy for WasmPolicy {
                 self.put_back(warm);
                 return Err(Fault(format!("returned an error: {}", clip(&message))));
             }
-            Err(e) => return Err(Fault(describe(&e))),
+            Err(e) => return Err(Fault(describe(&e, fuel))),
         };
         if output.len() > hook.output_bytes_max() {
             return Err(Fault(format!(
@@ -380,11 +384,9 @@ fn ticks(deadline: Duration) -> u64 {
 }
 
 /// A trap or error in words a policy author can act on.
-fn describe(e: &wasmtime::Error) -> String {
+fn describe(e: &wasmtime::Error, fuel: u64) -> String {
     match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => {
-            format!("ran out of fuel (its budget is {FUEL_PER_EVALUATION} instructions)")
-        }
+        Some(Trap::OutOfFuel) => format!("ran out of fuel (its budget is {fuel} instructions)"),
         Some(Trap::Interrupt) => "ran past its deadline".into(),
         Some(Trap::StackOverflow) => "overflowed its stack (recursion too deep)".into(),
         Some(Trap::UnreachableCodeReached) => {
@@ -422,7 +424,7 @@ mod tests {
     use serde_json::json;
 
     const HOSTILE: &[u8] = include_bytes!("../../../tests/fixtures/hostile.wasm");
-    const DEADLINE: Duration = Duration::from_secs(1);
+    const DEADLINE: Budget = Budget::with_deadline(Duration::from_secs(1));
 
     fn idle(policy: &WasmPolicy) -> usize {
         policy.warm.lock().unwrap().len()
@@ -475,7 +477,7 @@ mod tests {
             .evaluate(
                 Hook::Authorize,
                 &json!({"target": {"name": "hostile:loop"}}),
-                Duration::from_millis(20),
+                Budget::with_deadline(Duration::from_millis(20)),
             )
             .unwrap_err();
         assert!(

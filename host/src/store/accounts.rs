@@ -234,7 +234,7 @@ pub async fn lock_live(c: &mut Conn, id: &str) -> Result<bool> {
 }
 
 /// The status of one account after a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StatusChange {
     pub from: Status,
     pub to: Status,
@@ -267,6 +267,49 @@ pub async fn change_status(
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Most ids in one `IN (...)` list: far below both backends' limits on
+/// bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Applies one status change to many accounts, set-based (a statement per
+/// [`IDS_PER_STATEMENT`] ids), each only if it is still in `change.from`.
+/// Returns how many changed: fewer than `ids` if someone changed one first.
+pub async fn change_statuses(
+    c: &mut Conn,
+    ids: &[&str],
+    change: StatusChange,
+    now_us: i64,
+) -> Result<u64> {
+    let deleted_at = (change.to == Status::Deleted).then_some(now_us);
+    let mut changed = 0;
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 7)).collect();
+        let sql = format!(
+            "UPDATE accounts SET status = $2, previous_status = $3, suspended_by = $4,
+                 deleted_at = $5, updated_at = $6
+             WHERE status = $1 AND id IN ({})",
+            list.join(", ")
+        );
+        // Only placeholders are formatted into the statement.
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(change.from.as_str())
+            .bind(change.to.as_str())
+            .bind(change.previous_status.map(|s| s.as_str()))
+            .bind(change.suspended_by.map(|s| s.as_str()))
+            .bind(deleted_at)
+            .bind(now_us);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        changed += query
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+    }
+    Ok(changed)
 }
 
 pub fn json_text<T: serde::Serialize>(value: &T) -> String {
