@@ -114,7 +114,7 @@ both_backends! {
             statuses.push((reply.status, reply.code().to_string(), reply.headers.contains_key("retry-after")));
         }
         let first = statuses.iter().take_while(|(s, _, _)| *s == StatusCode::UNAUTHORIZED).count();
-        assert!(first >= 1 && first <= 5, "{statuses:?}");
+        assert!((1..=5).contains(&first), "{statuses:?}");
         assert!(statuses[..first].iter().all(|(_, code, _)| code == "unauthenticated"), "{statuses:?}");
         assert!(
             statuses[first..].iter().all(|(s, code, retry)| s.as_u16() == 429 && code == "rate_limited" && *retry),
