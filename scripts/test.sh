@@ -27,4 +27,12 @@ if command -v psql >/dev/null; then
 fi
 
 cargo build --locked -p canopy --bin canopy
-cargo test --locked "$@"
+# The suite, then one plain line over every test binary (cargo's own last
+# line is the doc-tests' and says little).
+log=$(mktemp)
+status=0
+cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
