@@ -88,3 +88,6 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, key)
 );
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- The decision log's retention purge deletes by age.
+CREATE INDEX decisions_by_age ON decisions (created_at);
