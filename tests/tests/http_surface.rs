@@ -44,8 +44,12 @@ both_backends! {
         names_field(app.get(&format!("/v1/accounts/{}/members?bogus=1", parent.id), &parent.key).await, "bogus");
         names_field(app.get("/v1/operator/accounts?limit=abc", &app.operator_token).await, "limit");
         names_field(app.get("/v1/operator/decisions?shadow_disagrees=maybe", &app.operator_token).await, "shadow_disagrees");
+        // Routes that take no query at all refuse one too.
+        names_field(app.get(&format!("/v1/accounts/{}?bogus=1", parent.id), &parent.key).await, "bogus");
+        names_field(app.get(&format!("/v1/accounts/{}/balance?currency=EUR", parent.id), &parent.key).await, "currency");
         // A good query still works.
         app.get(&format!("{path}?limit=5&status=active"), &parent.key).await.expect(200);
+        app.get(&format!("/v1/accounts/{}/decisions?hook=authorize&outcome=allow", parent.id), &parent.key).await.expect(200);
     }
 
     async fn path_parameters_are_checked_and_named(app) {

@@ -10,6 +10,7 @@ mod identity;
 mod members;
 mod money;
 mod operator;
+mod params;
 mod policies;
 mod system;
 mod views;
@@ -85,6 +86,7 @@ pub fn openapi_json() -> String {
 
 pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
     let (routes, openapi) = api();
+    let known_queries = Arc::new(params::KnownQueries::from_openapi(&openapi));
     let state = AppState {
         canopy,
         metrics: Arc::new(Metrics::default()),
@@ -96,12 +98,14 @@ pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
         ),
     };
     // Idempotency wraps each matched route, so it knows the route and its
-    // decoded parameters.
+    // decoded parameters; outside it, query parameters the route does not
+    // take are refused.
     routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
         ))
+        .route_layer(middleware::from_fn_with_state(known_queries, params::layer))
         .merge(system::unlisted())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
