@@ -152,6 +152,26 @@ async fn cross_tree_invitation_cannot_take_over_another_admin(app: TestApp) {
     );
 }
 
+/// Accepting with someone's password is no faster a way to guess it than
+/// signing in: after a few wrong ones, attempts back off (429).
+async fn acceptance_is_no_password_oracle(app: TestApp) {
+    let a = app.parent("a.example", "enterprise").await;
+    let b = app.parent("b.example", "enterprise").await;
+    app.accept(&b.invitation, "B Admin", OWNER_PASSWORD).await;
+    let token = invite(&app, &a.key, &a.id, "admin@b.example", "basic").await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let guess = format!("guess number {i}");
+        statuses.push(accept_raw(&app, &token, &guess, None).await.status.as_u16());
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+}
+
 /// A sub-account's admin invites its own parent's admin into the
 /// sub-account: refused the same way.
 async fn subaccount_admin_cannot_take_over_its_parent_admin(app: TestApp) {
@@ -373,6 +393,7 @@ macro_rules! plain {
 }
 
 plain!(
+    acceptance_is_no_password_oracle,
     cross_tree_invitation_cannot_take_over_another_admin,
     subaccount_admin_cannot_take_over_its_parent_admin
 );

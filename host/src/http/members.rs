@@ -89,10 +89,13 @@ async fn remove_member(
 async fn accept_invitation(
     State(s): State<AppState>,
     caller: Option<Caller>,
+    ClientAddr(client): ClientAddr,
     Body(req): Body<Acceptance>,
 ) -> Result<Json<AcceptedView>> {
     let proof = caller.map(|Caller(p)| p);
-    Ok(Json(s.canopy.accept_invitation(req, proof).await?.into()))
+    Ok(Json(
+        s.canopy.accept_invitation(req, proof, client).await?.into(),
+    ))
 }
 
 /// The address a request came from, for login limits: the peer, or with

@@ -7,9 +7,7 @@ use super::access::require_not_deleted;
 use super::parents::{IssuedInvitation, IssuedKey, short_text};
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::{EmailAddress, Relation, Role, Status};
-use crate::secrets::{
-    hash_password, new_id, new_secret, sha256_hex, verify_password, verify_password_or_dummy,
-};
+use crate::secrets::{hash_password, new_id, new_secret, sha256_hex, verify_password_or_dummy};
 use crate::store;
 use crate::store::accounts::StatusChange;
 use crate::store::credentials::{ApiKey, Invitation, Member, User};
@@ -188,6 +186,7 @@ impl Canopy {
         &self,
         req: Acceptance,
         proof: Option<Principal>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<Accepted> {
         let token_hash = sha256_hex(req.token.as_bytes());
         let now_us = self.clock.now_us();
@@ -214,7 +213,7 @@ impl Canopy {
         };
         let credentials = match &existing {
             Some(user) if !self.sets_credentials(&invitation, user) => {
-                self.prove_user(user, req.password.as_deref(), proof)
+                self.prove_user(user, req.password.as_deref(), proof, client)
                     .await?;
                 None
             }
@@ -357,12 +356,14 @@ impl Canopy {
     }
 
     /// Checks that the caller is `user` (their password, or their own
-    /// session or key) and that `user` is verified.
+    /// session or key) and that `user` is verified. A password is guessed
+    /// no faster here than at `/v1/sessions`: the same limits apply.
     async fn prove_user(
         &self,
         user: &User,
         password: Option<&str>,
         proof: Option<Principal>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<()> {
         let how = "a user with this e-mail already exists; to join as that user, send their current password, or their session token or API key in `Authorization`";
         let proven = match proof {
@@ -379,13 +380,21 @@ impl Canopy {
                     "the operator token proves no user; {how}"
                 )));
             }
-            None => match (password, user.password_hash.clone()) {
-                (Some(pw), Some(stored)) => {
-                    let pw = pw.to_string();
-                    blocking(move || verify_password(&pw, &stored)).await?
+            None => {
+                let email = EmailAddress::parse(&user.email).map_err(Error::internal)?;
+                let attempt =
+                    self.logins
+                        .begin(email.key().as_str(), client, self.clock.now_us())?;
+                let pw = password.unwrap_or_default().to_string();
+                let stored = user.password_hash.clone();
+                let ok = blocking(move || verify_password_or_dummy(&pw, stored.as_deref())).await?;
+                if ok {
+                    attempt.succeeded(self.clock.now_us());
+                } else {
+                    attempt.failed(self.clock.now_us());
                 }
-                _ => false,
-            },
+                ok
+            }
         };
         if !proven {
             return Err(Error::Unauthenticated(how.into()));
