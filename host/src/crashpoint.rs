@@ -20,6 +20,9 @@ pub const AFTER_EFFECT_COMMIT: &str = "after-effect-commit";
 pub const AFTER_ANSWER_STORED: &str = "after-answer-stored";
 /// A send, after its checks and before its write.
 pub const BEFORE_SEND_WRITE: &str = "before-send-write";
+/// An invitation's acceptance, after it read the account's status inside
+/// its transaction and before it changes it.
+pub const BEFORE_ACCEPTANCE_STATUS: &str = "before-acceptance-status";
 
 /// Arms the point named by `CANOPY_TEST_CRASH_AT` (test servers only).
 pub fn arm_from_env() {

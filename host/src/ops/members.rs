@@ -299,6 +299,7 @@ impl Canopy {
         let account = store::accounts::get(&mut tx, &invitation.account_id)
             .await?
             .ok_or_else(|| Error::internal("invited account vanished"))?;
+        crate::crashpoint::pause(crate::crashpoint::BEFORE_ACCEPTANCE_STATUS).await;
         let change = match account.status {
             Status::Deleted => {
                 return Err(Error::InvitationExpired(
