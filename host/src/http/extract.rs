@@ -153,6 +153,9 @@ pub struct Path<T>(pub T);
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Error;
 
+    // The one place axum's own extractor is used: to turn its rejection
+    // into a problem.
+    #[allow(clippy::disallowed_types)]
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Path<T>, Error> {
         use axum::extract::path::ErrorKind;
         use axum::extract::rejection::PathRejection;
