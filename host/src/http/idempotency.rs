@@ -179,7 +179,11 @@ fn replay(status: u16, content_type: &str, body: String, redacted: Option<&str>)
 /// Stores an answer (not a 5xx, not a conflict of the key itself), without
 /// its secrets.
 async fn remember(state: &AppState, guard: &Guard, response: Response) -> Response {
-    if response.status().is_server_error() || guard.conflicted() {
+    // A request whose effect an earlier one committed keeps that record
+    // unless it could answer from it: a refusal now says nothing of the
+    // committed effect.
+    let recovering_refused = guard.committed.is_some() && !response.status().is_success();
+    if response.status().is_server_error() || guard.conflicted() || recovering_refused {
         return response;
     }
     let (parts, body) = response.into_parts();
