@@ -273,3 +273,96 @@ async fn a_send_racing_a_suspension_sqlite() {
 async fn a_send_racing_a_suspension_postgres() {
     a_send_racing_a_suspension(Backend::Postgres).await
 }
+
+/// A send that passed its checks before the operator changed the tree's
+/// currency cannot commit after it, in the old currency.
+async fn a_send_racing_a_currency_change(backend: Backend) {
+    let (url, _dir) = fresh_database(backend).await;
+    let client = reqwest::Client::new();
+    let server = Server::start_with(
+        &url,
+        Some(TOKEN),
+        &["--test-clock"],
+        &[(
+            "CANOPY_TEST_PAUSE_AT",
+            canopy::crashpoint::BEFORE_SEND_WRITE,
+        )],
+    );
+    let base = server.base.clone();
+    let created: Value = client
+        .post(format!("{base}/v1/operator/accounts"))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "name": "Acme", "company_name": "Acme", "email": "billing@acme.example",
+            "billing_type": "postpaid", "monthly_credit_limit": "100", "currency": "USD",
+            "prices": {"sms": "1.00"}, "admin": {"email": "admin@acme.example", "name": "Admin"}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parent = created["account"]["id"].as_str().unwrap().to_string();
+    let key = created["api_key"]["secret"].as_str().unwrap().to_string();
+    let send = {
+        let (client, base, parent, key) =
+            (client.clone(), base.clone(), parent.clone(), key.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/v1/accounts/{parent}/messages"))
+                .bearer_auth(&key)
+                .json(&json!({"channel": "sms", "to": "+15550100", "body": "late"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let changed = client
+        .patch(format!("{base}/v1/operator/accounts/{parent}"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let reply = send.await.unwrap();
+    assert_eq!(reply.status(), 409);
+    let problem: Value = reply.json().await.unwrap();
+    assert_eq!(problem["code"], "conflict", "{problem}");
+    let check = get(&client, format!("{base}/v1/operator/ledger/check"), TOKEN).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(
+        check["sums"].get("USD"),
+        None,
+        "no money moved in the old currency: {check}"
+    );
+    let messages = get(
+        &client,
+        format!("{base}/v1/accounts/{parent}/messages"),
+        &key,
+    )
+    .await;
+    assert_eq!(messages["data"].as_array().unwrap().len(), 0, "{messages}");
+    // In the new currency it sends.
+    let again = client
+        .post(format!("{base}/v1/accounts/{parent}/messages"))
+        .bearer_auth(&key)
+        .json(&json!({"channel": "sms", "to": "+15550100", "body": "now"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap()["currency"], "EUR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_a_currency_change_sqlite() {
+    a_send_racing_a_currency_change(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_a_currency_change_postgres() {
+    a_send_racing_a_currency_change(Backend::Postgres).await
+}

@@ -114,11 +114,16 @@ impl Canopy {
         );
         posting.reference = Some(message.id.clone());
         store::idempotency::note_resource(&message.id);
-        let suspended = || {
-            Error::AccountSuspended(format!(
+        let refusal = |why: store::messages::Refused| {
+            match why {
+            store::messages::Refused::NotActive => Error::AccountSuspended(format!(
                 "account `{}` was suspended while the message was being sent; it was neither sent nor charged",
                 account.id
-            ))
+            )),
+            store::messages::Refused::CurrencyChanged => Error::Conflict(
+                "the account's currency changed while the message was being sent; it was neither sent nor charged, send it again".into(),
+            ),
+        }
         };
         crate::crashpoint::pause(crate::crashpoint::BEFORE_SEND_WRITE).await;
         let hold = (self.store.backend == store::Backend::Postgres)
@@ -131,8 +136,9 @@ impl Canopy {
             self.store.write_steps(steps).await.map_err(
                 |e| match store::idempotency::write_error(e) {
                     Err(conflict) => conflict,
-                    Ok(e) if store::messages::is_not_active(&e) => suspended(),
-                    Ok(e) => store::db_error(e),
+                    Ok(e) => {
+                        store::messages::refused(&e).map_or_else(|| store::db_error(e), refusal)
+                    }
                 },
             )?;
         } else {
@@ -148,10 +154,8 @@ impl Canopy {
                 steps.insert(0, hold);
             }
             let written = self.store.write_steps(steps).await;
-            if let Err(e) = &written
-                && store::messages::is_not_active(e)
-            {
-                return Err(suspended());
+            if let Some(why) = written.as_ref().err().and_then(store::messages::refused) {
+                return Err(refusal(why));
             }
             store::ledger::posted(id, &posting, &key, written)?;
         }

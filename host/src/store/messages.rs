@@ -21,14 +21,19 @@ pub struct Message {
 }
 
 /// Writing a message, paid by the transfer with `transfer_key` (if any).
-/// The account must still be active inside this very write: otherwise
-/// `account_id` is NULL and the whole write fails ([`is_not_active`]), so a
-/// send that began before a suspension cannot commit after it.
+/// Inside this very write (after the charge's own statements), the account
+/// must still be active and its tree still in the message's currency:
+/// otherwise `account_id` or `currency` is NULL and the whole write fails
+/// ([`Refused`]), so a send that began before a suspension or a currency
+/// change cannot commit after it.
 pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
     Step::new(
         "INSERT INTO messages (id, account_id, user_id, channel, recipient, body, status, price_micros, currency, transfer_id, created_at)
          VALUES ($1, CASE WHEN (SELECT status FROM accounts WHERE id = $2) = 'active' THEN $2 END,
-                 $3, $4, $5, $6, $7, $8, $9, (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
+                 $3, $4, $5, $6, $7, $8,
+                 CASE WHEN (SELECT COALESCE(p.currency, a.currency) FROM accounts a
+                            LEFT JOIN accounts p ON p.id = a.parent_id WHERE a.id = $2) = $9 THEN $9 END,
+                 (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
         vec![
             Arg::Text(Some(m.id.clone())),
             Arg::Text(Some(m.account_id.clone())),
@@ -55,10 +60,29 @@ pub fn hold_account_step(account_id: &str) -> Step {
     )
 }
 
-/// Whether a failed send failed because its account was no longer active.
-pub fn is_not_active(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::NotNullViolation)
+/// Why a send's write was refused inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The account was no longer active.
+    NotActive,
+    /// The tree's currency changed.
+    CurrencyChanged,
+}
+
+/// Whether a failed send was refused inside its write, and why.
+pub fn refused(e: &sqlx::Error) -> Option<Refused> {
+    let db = e.as_database_error()?;
+    if db.kind() != sqlx::error::ErrorKind::NotNullViolation {
+        return None;
+    }
+    let message = db.message();
+    if message.contains("currency") {
+        Some(Refused::CurrencyChanged)
+    } else if message.contains("account_id") {
+        Some(Refused::NotActive)
+    } else {
+        None
+    }
 }
 
 /// A page of an account's messages; `user_id` keeps it to one sender's.
