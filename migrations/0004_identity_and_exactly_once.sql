@@ -16,6 +16,14 @@ UPDATE memberships SET accepted_at = created_at;
 -- The user an invitation created itself (the first admin of a new parent):
 -- the only user whose credentials that invitation may set.
 ALTER TABLE invitations ADD COLUMN created_user_id TEXT REFERENCES users (id);
+-- Open invitations of a first admin who has no password yet were the ones
+-- that created that user.
+UPDATE invitations SET created_user_id = (
+    SELECT u.id FROM users u WHERE u.email_key = invitations.email_key AND u.password_hash IS NULL)
+WHERE used_at IS NULL AND EXISTS (
+    SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
+    WHERE m.account_id = invitations.account_id AND u.email_key = invitations.email_key
+      AND u.password_hash IS NULL);
 
 -- A password reset: asked for by e-mail, its token minted and mailed by the
 -- outbox (never stored in clear), used once.
@@ -74,11 +82,13 @@ ALTER TABLE monthly_spend_v2 RENAME TO monthly_spend;
 -- principal, the account acted in and the route. `resource` names what the
 -- effect created, so a retry after a lost answer replays it. Secrets are
 -- never stored: `redacted` lists the fields a replay leaves out.
-DROP TABLE idempotency_keys;
-CREATE TABLE idempotency_keys (
+CREATE TABLE idempotency_keys_v2 (
     scope         TEXT NOT NULL,
     key           TEXT NOT NULL,
     request_hash  TEXT NOT NULL,
+    -- The request that wrote the row: only it stores the answer of an
+    -- effect, so a twin's refusal never overwrites a committed effect.
+    owner         TEXT,
     resource      TEXT,
     status_code   BIGINT,
     content_type  TEXT,
@@ -87,6 +97,15 @@ CREATE TABLE idempotency_keys (
     created_at    BIGINT NOT NULL,
     PRIMARY KEY (scope, key)
 );
+-- Answers stored under the old scoping (the raw path) are kept, so a retry
+-- across the upgrade is still answered; keys of requests that never
+-- answered are dropped (their effect is in a transaction of its own).
+INSERT INTO idempotency_keys_v2 (scope, key, request_hash, status_code, content_type,
+                                 response_body, created_at)
+SELECT scope, key, request_hash, status_code, content_type, response_body, created_at
+FROM idempotency_keys WHERE status_code IS NOT NULL;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
 
 -- The decision log's retention purge deletes by age.

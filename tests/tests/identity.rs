@@ -314,6 +314,80 @@ async fn verified_user_accepts_with_their_session(app: TestApp, mut inbox: Inbox
     app.get(&format!("/v1/accounts/{}", b.id), &own)
         .await
         .expect(200);
+
+    // The operator makes the verified user the admin of a new parent: the
+    // first admin key it hands out acts as that user, but does not prove
+    // who they are, so it cannot accept in their name.
+    let newco = app
+        .op_post(
+            "/v1/operator/accounts",
+            json!({"name": "NewCo", "company_name": "NewCo Ltd", "email": "billing@newco.example",
+                   "billing_type": "prepaid", "currency": "USD", "prices": {"sms": "0.01"},
+                   "admin": {"email": "admin@a.example", "name": "A Admin"}}),
+        )
+        .await
+        .expect(201);
+    let handed_out = newco["api_key"]["secret"].as_str().unwrap();
+    let invitation = newco["invitation"]["token"].as_str().unwrap();
+    app.request(
+        Method::POST,
+        "/v1/invitations/accept",
+        Some(handed_out),
+        Some(json!({"token": invitation})),
+    )
+    .await
+    .expect_problem(401, "unauthenticated");
+    app.request(
+        Method::POST,
+        "/v1/invitations/accept",
+        Some(&own),
+        Some(json!({"token": invitation})),
+    )
+    .await
+    .expect(200);
+
+    // One reset ends every other reset token mailed for the user.
+    let first = reset_token(&app, &mut inbox, "admin@a.example").await;
+    let second = reset_token(&app, &mut inbox, "admin@a.example").await;
+    confirm_reset(&app, &second, "a newer password").await;
+    app.request(
+        Method::POST,
+        "/v1/password-resets/confirm",
+        None,
+        Some(json!({"token": first, "password": "an older password"})),
+    )
+    .await
+    .expect_problem(410, "invitation_expired");
+}
+
+/// An invitation sets credentials only for a user who belongs to nothing
+/// else: the first admin of two new parents sets a password by neither
+/// invitation, and proves the e-mail instead.
+async fn credentials_are_set_only_for_a_user_with_nothing_else(app: TestApp) {
+    let first = app.parent("one.example", "enterprise").await;
+    let second = app
+        .op_post(
+            "/v1/operator/accounts",
+            json!({"name": "Two", "company_name": "Two Ltd", "email": "billing@two.example",
+                   "billing_type": "prepaid", "currency": "USD", "prices": {"sms": "0.01"},
+                   "admin": {"email": "admin@one.example", "name": "Admin"}}),
+        )
+        .await
+        .expect(201);
+    accept_raw(&app, &first.invitation, OWNER_PASSWORD, None)
+        .await
+        .expect_problem(401, "unauthenticated");
+    accept_raw(
+        &app,
+        second["invitation"]["token"].as_str().unwrap(),
+        OWNER_PASSWORD,
+        None,
+    )
+    .await
+    .expect_problem(401, "unauthenticated");
+    login(&app, "admin@one.example", OWNER_PASSWORD)
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 /// One user, two accounts: an existing user joins a second account with
@@ -394,6 +468,7 @@ macro_rules! plain {
 
 plain!(
     acceptance_is_no_password_oracle,
+    credentials_are_set_only_for_a_user_with_nothing_else,
     cross_tree_invitation_cannot_take_over_another_admin,
     subaccount_admin_cannot_take_over_its_parent_admin
 );

@@ -133,8 +133,20 @@ impl EmailAddress {
         normalize_domain(domain)
     }
 
+    /// The key an e-mail is unique under: NFKC and lower-cased, never
+    /// fully case-folded. Folding maps `ß` to `ss`, so `x@straße.de` and
+    /// `x@strasse.de`, two domains with two owners, would share one
+    /// identity and whoever proves one would hold the other.
     pub fn key(&self) -> NameKey {
-        NameKey::of(&self.address)
+        NameKey(
+            self.address
+                .trim()
+                .nfkc()
+                .collect::<String>()
+                .to_lowercase()
+                .nfkc()
+                .collect(),
+        )
     }
 }
 
@@ -169,6 +181,14 @@ mod tests {
         // NFC: a precomposed and a decomposed é are one name.
         assert_eq!(NameKey::of("caf\u{e9}"), NameKey::of("cafe\u{301}"));
         assert_ne!(NameKey::of("Sales"), NameKey::of("Sale"));
+    }
+
+    #[test]
+    fn email_keys_never_fold_one_domain_into_another() {
+        let key = |a: &str| EmailAddress::parse(a).unwrap().key();
+        assert_ne!(key("victim@straße.de"), key("victim@strasse.de"));
+        assert_eq!(key("Victim@Example.COM"), key("victim@example.com"));
+        assert_eq!(key("victim@ｅｘａｍｐｌｅ.com"), key("victim@example.com"));
     }
 
     #[test]

@@ -182,8 +182,11 @@ async fn remember(state: &AppState, guard: &Guard, response: Response) -> Respon
     // A request whose effect an earlier one committed keeps that record
     // unless it could answer from it: a refusal now says nothing of the
     // committed effect.
+    // A 429 says "later", not what became of the request: never replayed.
     let recovering_refused = guard.committed.is_some() && !response.status().is_success();
-    if response.status().is_server_error() || guard.conflicted() || recovering_refused {
+    let transient = response.status() == StatusCode::TOO_MANY_REQUESTS;
+    if response.status().is_server_error() || guard.conflicted() || recovering_refused || transient
+    {
         return response;
     }
     let (parts, body) = response.into_parts();

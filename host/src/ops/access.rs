@@ -39,6 +39,7 @@ impl Principal {
 /// What an API key grants: its user's role in the account it was made for.
 #[derive(Debug, Clone)]
 pub struct KeyGrant {
+    pub key_id: String,
     pub account_id: String,
     pub role: Role,
 }
@@ -91,13 +92,17 @@ impl Canopy {
         let mut c = self.store.reader().await?;
         match store::credentials::token_owner(&mut c, &hash, self.clock.now_us()).await? {
             Some(TokenOwner::ApiKey {
+                key_id,
                 user_id,
                 account_id,
                 role: Some(role),
-                ..
             }) => Ok(Principal::User {
                 user_id,
-                key: Some(KeyGrant { account_id, role }),
+                key: Some(KeyGrant {
+                    key_id,
+                    account_id,
+                    role,
+                }),
             }),
             Some(TokenOwner::Session { user_id }) => Ok(Principal::User { user_id, key: None }),
             // A key whose membership was removed (its keys are revoked

@@ -246,10 +246,17 @@ impl Canopy {
             (Some(user), Some((name, hash))) => {
                 // Only the user this invitation created, still without
                 // credentials: checked again under the write.
-                if !store::credentials::set_first_credentials(&mut tx, &user.id, name, hash).await?
+                if !store::credentials::set_first_credentials(
+                    &mut tx,
+                    &user.id,
+                    &invitation.id,
+                    name,
+                    hash,
+                )
+                .await?
                 {
-                    return Err(Error::Conflict(
-                        "this user set a password meanwhile; accept with that password".into(),
+                    return Err(Error::Unauthenticated(
+                        "a user with this e-mail already belongs to another account; to join as that user, send their current password or their session token (a password reset mailed to the e-mail sets one)".into(),
                     ));
                 }
                 user
@@ -368,10 +375,22 @@ impl Canopy {
     ) -> Result<()> {
         let how = "a user with this e-mail already exists; to join as that user, send their current password, or their session token or API key in `Authorization`";
         let proven = match proof {
-            Some(Principal::User { user_id, .. }) => {
-                if user_id != user.id {
+            Some(Principal::User { user_id, .. }) if user_id != user.id => {
+                return Err(Error::Unauthenticated(format!(
+                    "the token in `Authorization` belongs to another user; {how}"
+                )));
+            }
+            Some(Principal::User { key: None, .. }) => true,
+            // A key proves its user only if it is theirs in every sense: a
+            // membership they accepted, made after they proved the e-mail.
+            Some(Principal::User {
+                user_id,
+                key: Some(grant),
+            }) => {
+                let mut c = self.store.reader().await?;
+                if !store::credentials::key_proves_user(&mut c, &grant.key_id, &user_id).await? {
                     return Err(Error::Unauthenticated(format!(
-                        "the token in `Authorization` belongs to another user; {how}"
+                        "this API key does not prove who you are (it was made before the e-mail was proven, or for a membership not accepted); send your session token or password instead. {how}"
                     )));
                 }
                 true

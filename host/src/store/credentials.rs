@@ -119,20 +119,28 @@ pub async fn insert_user(c: &mut Conn, user: &User, email_key: &str) -> Result<(
     Ok(())
 }
 
-/// Sets the name and first password of a user who has none; false if the
-/// user has a password already.
+/// Sets the name and first password of the user `invitation_id` created,
+/// while that user has none and belongs to nothing else (no membership
+/// outside the invitation's account); false otherwise. Open invitations
+/// from elsewhere do not count: anyone may invite an e-mail, and that must
+/// not stop its first admin from setting a password.
 pub async fn set_first_credentials(
     c: &mut Conn,
     user_id: &str,
+    invitation_id: &str,
     name: &str,
     password_hash: &str,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE users SET name = $2, password_hash = $3 WHERE id = $1 AND password_hash IS NULL",
+        "UPDATE users SET name = $2, password_hash = $3
+         WHERE id = $1 AND password_hash IS NULL
+           AND NOT EXISTS (SELECT 1 FROM memberships m, invitations i
+                           WHERE i.id = $4 AND m.user_id = $1 AND m.account_id <> i.account_id)",
     )
     .bind(user_id)
     .bind(name)
     .bind(password_hash)
+    .bind(invitation_id)
     .execute(&mut *c)
     .await
     .map_err(db_error)?;
@@ -485,6 +493,26 @@ pub async fn token_owner(
         .transpose()
 }
 
+/// Whether an API key proves who its user is: live, for a membership the
+/// user accepted, and made after the user proved the e-mail (a key from
+/// before may be in the hands of whoever set the password then).
+pub async fn key_proves_user(c: &mut Conn, key_id: &str, user_id: &str) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS ok FROM api_keys k
+         JOIN memberships m ON m.user_id = k.user_id AND m.account_id = k.account_id
+         JOIN users u ON u.id = k.user_id
+         WHERE k.id = $1 AND k.user_id = $2 AND k.revoked_at IS NULL
+           AND m.accepted_at IS NOT NULL AND u.verified_at IS NOT NULL
+           AND k.created_at >= u.verified_at",
+    )
+    .bind(key_id)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(row.is_some())
+}
+
 /// Sets a user's password after a password reset: the user is verified
 /// from now on, and every session opened before ends.
 pub async fn reset_password(
@@ -504,6 +532,13 @@ pub async fn reset_password(
     .map_err(db_error)?;
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    // Every other reset token mailed for this user stops working too.
+    sqlx::query("UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(now_us)
         .execute(&mut *c)
         .await
         .map_err(db_error)?;

@@ -34,6 +34,8 @@ pub struct Guard {
     pub key: String,
     pub request_hash: String,
     pub now_us: i64,
+    /// This request's own id, written with its key row.
+    owner: String,
     /// Set when an earlier request with this key committed its effect but
     /// its answer was lost: what that effect created, if it said.
     pub committed: Option<Option<String>>,
@@ -55,6 +57,7 @@ impl Guard {
             key,
             request_hash,
             now_us,
+            owner: crate::secrets::new_id("req"),
             committed,
             resource: Mutex::new(None),
             recorded: AtomicBool::new(false),
@@ -81,12 +84,13 @@ impl Guard {
     fn marker(&self) -> Step {
         let resource = self.resource.lock().expect("not poisoned").clone();
         Step::new(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, resource, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO idempotency_keys (scope, key, request_hash, owner, resource, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
                 Arg::Text(Some(self.scope.clone())),
                 Arg::Text(Some(self.key.clone())),
                 Arg::Text(Some(self.request_hash.clone())),
+                Arg::Text(Some(self.owner.clone())),
                 Arg::Text(resource),
                 Arg::Int(Some(self.now_us)),
             ],
@@ -234,27 +238,52 @@ pub struct Answer<'a> {
     pub redacted: Option<&'a str>,
 }
 
-/// Stores the answer: into the row the effect wrote, or as a new row for
-/// a request that changed nothing. A row that already has an answer, or
-/// belongs to another request, is left alone.
+/// Stores the answer. Into the row this request's own effect wrote; or,
+/// answering from an effect an earlier request committed, into that row;
+/// otherwise (a request that changed nothing) as a new row, never over an
+/// existing one, so a twin's refusal cannot hide a committed effect.
 pub async fn remember(c: &mut Conn, guard: &Guard, answer: &Answer<'_>) -> Result<()> {
-    sqlx::query(
+    let set = "status_code = $3, content_type = $4, response_body = $5, redacted = $6";
+    let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+        q.bind(guard.scope.clone())
+            .bind(guard.key.clone())
+            .bind(i64::from(answer.status))
+            .bind(answer.content_type.to_string())
+            .bind(answer.body.to_string())
+            .bind(answer.redacted.map(str::to_string))
+    };
+    let own = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE idempotency_keys SET {set}
+         WHERE scope = $1 AND key = $2 AND status_code IS NULL AND owner = $7"
+    ))))
+    .bind(guard.owner.clone())
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    if own.rows_affected() == 1 {
+        return Ok(());
+    }
+    if guard.committed.is_some() {
+        if (200..300).contains(&answer.status) {
+            bind(sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE idempotency_keys SET {set}
+                 WHERE scope = $1 AND key = $2 AND status_code IS NULL AND request_hash = $7"
+            ))))
+            .bind(guard.request_hash.clone())
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?;
+        }
+        return Ok(());
+    }
+    bind(sqlx::query(
         "INSERT INTO idempotency_keys
-             (scope, key, request_hash, status_code, content_type, response_body, redacted, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (scope, key) DO UPDATE SET status_code = excluded.status_code,
-             content_type = excluded.content_type, response_body = excluded.response_body,
-             redacted = excluded.redacted
-         WHERE idempotency_keys.status_code IS NULL
-           AND idempotency_keys.request_hash = excluded.request_hash",
-    )
-    .bind(&guard.scope)
-    .bind(&guard.key)
-    .bind(&guard.request_hash)
-    .bind(i64::from(answer.status))
-    .bind(answer.content_type)
-    .bind(answer.body)
-    .bind(answer.redacted)
+             (scope, key, status_code, content_type, response_body, redacted, request_hash, owner, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (scope, key) DO NOTHING",
+    ))
+    .bind(guard.request_hash.clone())
+    .bind(guard.owner.clone())
     .bind(guard.now_us)
     .execute(&mut *c)
     .await

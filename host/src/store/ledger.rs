@@ -136,15 +136,20 @@ pub fn posting_steps(
         // A return gives credit back only up to what the month spent
         // (`MonthCounters::restores`), in the same statement, so no
         // interleaving can lift the month past its limit.
-        let restored = if limit.column == SpendColumn::Returned {
-            ", restored_micros = restored_micros + CASE
+        // A return keeps the limit the month is held to (it only lowers
+        // what was spent), so the ledger check still sees it.
+        let (restored, limit_set) = if limit.column == SpendColumn::Returned {
+            (
+                ", restored_micros = restored_micros + CASE
                 WHEN $3 < usage_micros + allocated_micros - restored_micros THEN $3
-                ELSE usage_micros + allocated_micros - restored_micros END"
+                ELSE usage_micros + allocated_micros - restored_micros END",
+                "COALESCE($4, limit_micros)",
+            )
         } else {
-            ""
+            ("", "$4")
         };
         steps.push(Step::new(
-            format!("UPDATE monthly_spend SET {col} = {col} + $3{restored}, limit_micros = $4 WHERE account_id = $1 AND month = $2"),
+            format!("UPDATE monthly_spend SET {col} = {col} + $3{restored}, limit_micros = {limit_set} WHERE account_id = $1 AND month = $2"),
             [key, vec![Arg::Int(Some(amount)), Arg::Int(cap)]].concat(),
         ));
     }
