@@ -124,6 +124,11 @@ pub async fn deliver_forever(canopy: Arc<Canopy>, mailer: Mailer) {
         if let Err(e) = deliver_once(&canopy, &mailer).await {
             tracing::warn!(error = %e, "notification delivery pass failed");
         }
+        // Resets are delivered on their own, so a failing notification
+        // pass never holds back a user's reset.
+        if let Err(e) = deliver_resets(&canopy, &mailer).await {
+            tracing::warn!(error = %e, "password reset delivery pass failed");
+        }
     }
 }
 
@@ -153,7 +158,7 @@ async fn deliver_once(canopy: &Canopy, mailer: &Mailer) -> crate::Result<()> {
             .await?;
         tx.commit().await.map_err(store::db_error)?;
     }
-    deliver_resets(canopy, mailer).await
+    Ok(())
 }
 
 async fn deliver_resets(canopy: &Canopy, mailer: &Mailer) -> crate::Result<()> {
