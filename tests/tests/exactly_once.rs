@@ -179,6 +179,23 @@ cut_points!(
     topup_killed_after_the_answer_was_stored => Cut::Topup, AFTER_ANSWER_STORED
 );
 
+/// Starts a send on a server paused at `BEFORE_SEND_WRITE`, and returns
+/// once it waits there.
+async fn paused_send(
+    client: &reqwest::Client,
+    base: &str,
+    account: &str,
+    key: &str,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let request = client
+        .post(format!("{base}/v1/accounts/{account}/messages"))
+        .bearer_auth(key)
+        .json(&json!({"channel": "sms", "to": "+15550100", "body": "late"}));
+    let send = tokio::spawn(async move { request.send().await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    send
+}
+
 /// A send that passed its checks before a suspension committed cannot
 /// commit after it: the account's status is checked again inside the
 /// send's own write.
@@ -196,21 +213,8 @@ async fn a_send_racing_a_suspension(backend: Backend) {
     );
     let tree = tree(&client, &server.base).await;
     let base = server.base.clone();
-    let send = {
-        let (client, base) = (client.clone(), base.clone());
-        let (parent, key) = (tree.parent.clone(), tree.key.clone());
-        tokio::spawn(async move {
-            client
-                .post(format!("{base}/v1/accounts/{parent}/messages"))
-                .bearer_auth(&key)
-                .json(&json!({"channel": "sms", "to": "+15550100", "body": "late"}))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
+    let send = paused_send(&client, &base, &tree.parent, &tree.key).await;
     // The send is waiting at its pause point; suspend meanwhile.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let suspended = client
         .post(format!(
             "{base}/v1/operator/accounts/{}/suspend",
@@ -305,20 +309,7 @@ async fn a_send_racing_a_currency_change(backend: Backend) {
         .unwrap();
     let parent = created["account"]["id"].as_str().unwrap().to_string();
     let key = created["api_key"]["secret"].as_str().unwrap().to_string();
-    let send = {
-        let (client, base, parent, key) =
-            (client.clone(), base.clone(), parent.clone(), key.clone());
-        tokio::spawn(async move {
-            client
-                .post(format!("{base}/v1/accounts/{parent}/messages"))
-                .bearer_auth(&key)
-                .json(&json!({"channel": "sms", "to": "+15550100", "body": "late"}))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let send = paused_send(&client, &base, &parent, &key).await;
     let changed = client
         .patch(format!("{base}/v1/operator/accounts/{parent}"))
         .bearer_auth(TOKEN)
