@@ -29,6 +29,7 @@ macro_rules! str_enum {
 }
 
 pub mod account;
+pub mod billing;
 pub mod currency;
 pub mod ledger;
 pub mod money;

@@ -31,7 +31,9 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
     let (account, view) = s.canopy.get_account(&p, &id).await?;
-    Ok(Json(AccountView::new(&account, &view)))
+    let mut shown = AccountView::new(&account, &view);
+    shown.offers = super::billing::offers(&s, &account, &view).await?;
+    Ok(Json(shown))
 }
 
 /// Change an account's settings.

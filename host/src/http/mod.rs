@@ -3,6 +3,7 @@
 //! generated from the handlers. Handlers call `ops` only.
 
 mod accounts;
+mod billing;
 mod error;
 mod extract;
 mod idempotency;
@@ -71,6 +72,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(identity::router())
         .merge(money::router())
+        .merge(billing::router())
         .merge(policies::router())
         .merge(system::router())
         .split_for_parts()

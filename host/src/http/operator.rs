@@ -28,7 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A parent as the `visibility` hook lets the operator see it.
 async fn shown(s: &AppState, account: crate::domain::Account) -> Result<Json<AccountView>> {
     let view = s.canopy.parent_view(&account).await?;
-    Ok(Json(AccountView::new(&account, &view)))
+    let mut shown = AccountView::new(&account, &view);
+    shown.offers = super::billing::offers(s, &account, &view).await?;
+    Ok(Json(shown))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

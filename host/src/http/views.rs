@@ -56,6 +56,10 @@ pub struct AccountView {
     /// Assigned-budget sub-accounts; group `balance`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_balance_alert: Option<AlertView>,
+    /// The offer per kind: a sub-account's own, a parent's defaults; group
+    /// `plan` (set by the reads that show it, `http::billing::offers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offers: Option<super::billing::OffersView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -114,6 +118,7 @@ impl AccountView {
                     threshold: l.threshold.to_api_string(),
                     emails: l.emails.clone(),
                 }),
+            offers: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! opens, so a slow policy never holds SQLite's only write lock.
 
 pub mod access;
+pub mod billing;
 pub mod idempotency;
 pub mod identity;
 mod locks;

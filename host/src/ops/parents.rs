@@ -92,6 +92,9 @@ pub struct ParentChanges {
     pub region: Option<String>,
     pub name: Option<String>,
     pub timezone: Option<String>,
+    /// The parent's default offer per kind (Available pool and
+    /// sub-accounts without their own); `ops::billing`.
+    pub default_offers: Option<super::billing::DefaultOffers>,
 }
 
 /// Checks a short required text field: visible characters only.
@@ -514,6 +517,16 @@ impl Canopy {
         if let Some(tz) = &req.timezone {
             changes.push(("timezone", Value::Text(Some(timezone(tz)?))));
         }
+        let default_offers = match &req.default_offers {
+            Some(d) => {
+                let currency = match &req.currency {
+                    Some(c) => currency(c)?,
+                    None => parent.currency.clone(),
+                };
+                self.check_default_offers(d, &currency).await?
+            }
+            None => vec![],
+        };
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
         if currency_changes {
@@ -529,6 +542,8 @@ impl Canopy {
             }
         }
         store::accounts::update(&mut tx, &parent.id, &changes, now_us).await?;
+        self.set_default_offers(&mut tx, &parent.id, &default_offers, now_us)
+            .await?;
         if let Some(list) = &new_channels {
             for sub in store::accounts::all_subaccounts(&mut tx, &parent.id).await? {
                 let kept: Vec<String> = sub

@@ -12,6 +12,7 @@
 //! unique constraints where two hosts could race.
 
 pub mod accounts;
+pub mod billing;
 pub mod credentials;
 pub mod decisions;
 pub mod group_commit;
