@@ -64,6 +64,25 @@ async fn invoices(app: &TestApp, parent: &Parent) -> Vec<Value> {
         .clone()
 }
 
+/// Three lines provisioned now (day 10 of April 2031) at the default
+/// line offer of 9.00 a month; April closed. Its invoice.
+async fn three_lines_closed(app: &TestApp, parent: &Parent, prefix: &str) -> Value {
+    let line_offer = offer(app, "Line", "line", "9.00", "USD").await;
+    set_default_line_offer(app, parent, &line_offer).await;
+    let numbers: Vec<String> = (1..=3).map(|i| format!("{prefix}{i}")).collect();
+    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    provision_lines(app, parent, &numbers).await;
+    app.set_clock("2031-05-02T00:00:00Z").await;
+    let list = invoices(app, parent).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    app.get(
+        &format!("/v1/accounts/{}/invoices/{}", parent.id, list[0]["id"].as_str().unwrap()),
+        &parent.key,
+    )
+    .await
+    .expect(200)
+}
+
 both_backends! {
     async fn offers_default_offers_and_assignment(app) {
         let usd_line = offer(&app, "Line basic", "line", "9.00", "USD").await;
@@ -278,15 +297,7 @@ both_backends! {
         app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "5.00"}))
             .await
             .expect(201);
-        let line_offer = offer(&app, "Line", "line", "9.00", "USD").await;
-        set_default_line_offer(&app, &parent, &line_offer).await;
-        provision_lines(&app, &parent, &["+15550200001", "+15550200002", "+15550200003"]).await;
-        app.set_clock("2031-05-02T00:00:00Z").await;
-        let list = invoices(&app, &parent).await;
-        let invoice = app
-            .get(&format!("/v1/accounts/{}/invoices/{}", parent.id, list[0]["id"].as_str().unwrap()), &parent.key)
-            .await
-            .expect(200);
+        let invoice = three_lines_closed(&app, &parent, "+1555020000").await;
         // 3 lines x 21 days x 0.30 = 18.90; the balance had 5.00.
         assert_eq!(m(&invoice["total"]), 18_900_000);
         assert_eq!((m(&invoice["charged"]), m(&invoice["due"])), (5_000_000, 13_900_000));
@@ -300,15 +311,8 @@ both_backends! {
         let parent = app
             .parent_with("post.example", "enterprise", json!({"billing_type": "postpaid", "monthly_credit_limit": "10.00"}))
             .await;
-        let line_offer = offer(&app, "Line", "line", "9.00", "USD").await;
-        set_default_line_offer(&app, &parent, &line_offer).await;
-        provision_lines(&app, &parent, &["+15550300001", "+15550300002", "+15550300003"]).await;
-        app.set_clock("2031-05-02T00:00:00Z").await;
-        let list = invoices(&app, &parent).await;
-        let invoice = app
-            .get(&format!("/v1/accounts/{}/invoices/{}", parent.id, list[0]["id"].as_str().unwrap()), &parent.key)
-            .await
-            .expect(200);
+        let invoice = three_lines_closed(&app, &parent, "+1555030000").await;
+        assert_eq!(m(&invoice["total"]), 18_900_000);
         assert_eq!((m(&invoice["charged"]), m(&invoice["due"])), (10_000_000, 8_900_000));
         app.assert_ledger_balanced().await;
     }

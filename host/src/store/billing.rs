@@ -231,13 +231,16 @@ pub async fn usage_by_account(
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;
+    totals(&rows, |r| r.try_get("subject_id").map_err(db_error))
+}
+
+/// Rows of `total` (micros) by the key `key` reads from each row.
+fn totals<K: std::hash::Hash + Eq>(
+    rows: &[sqlx::any::AnyRow],
+    key: impl Fn(&sqlx::any::AnyRow) -> Result<K>,
+) -> Result<HashMap<K, i64>> {
     rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("subject_id").map_err(db_error)?,
-                r.try_get("total").map_err(db_error)?,
-            ))
-        })
+        .map(|r| Ok((key(r)?, r.try_get("total").map_err(db_error)?)))
         .collect()
 }
 
@@ -314,17 +317,12 @@ pub async fn adjustments_of(
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                (
-                    r.try_get("place").map_err(db_error)?,
-                    r.try_get("kind").map_err(db_error)?,
-                ),
-                r.try_get("total").map_err(db_error)?,
-            ))
-        })
-        .collect()
+    totals(&rows, |r| {
+        Ok((
+            r.try_get("place").map_err(db_error)?,
+            r.try_get("kind").map_err(db_error)?,
+        ))
+    })
 }
 
 /// A closed period's bill, fixed.
