@@ -76,7 +76,11 @@ async fn three_lines_closed(app: &TestApp, parent: &Parent, prefix: &str) -> Val
     let list = invoices(app, parent).await;
     assert_eq!(list.len(), 1, "{list:?}");
     app.get(
-        &format!("/v1/accounts/{}/invoices/{}", parent.id, list[0]["id"].as_str().unwrap()),
+        &format!(
+            "/v1/accounts/{}/invoices/{}",
+            parent.id,
+            list[0]["id"].as_str().unwrap()
+        ),
         &parent.key,
     )
     .await
@@ -315,5 +319,40 @@ both_backends! {
         assert_eq!(m(&invoice["total"]), 18_900_000);
         assert_eq!((m(&invoice["charged"]), m(&invoice["due"])), (10_000_000, 8_900_000));
         app.assert_ledger_balanced().await;
+    }
+
+    async fn two_hosts_close_a_period_once(app) {
+        app.set_clock("2031-04-10T15:00:00Z").await;
+        let parent = app.parent("twice.example", "enterprise").await;
+        app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "50.00"}))
+            .await
+            .expect(201);
+        let line_offer = offer(&app, "Line", "line", "9.00", "USD").await;
+        set_default_line_offer(&app, &parent, &line_offer).await;
+        provision_lines(&app, &parent, &["+15550500001", "+15550500002"]).await;
+        let other = canopy_e2e::spawn_app_with(
+            app.backend,
+            canopy_e2e::Options { database_url: Some(app.database_url.clone()), ..Default::default() },
+        )
+        .await;
+        app.set_clock("2031-05-01T00:00:01Z").await;
+        other.set_clock("2031-05-01T00:00:01Z").await;
+        // Both hosts close April at once, several times over.
+        let path = format!("/v1/accounts/{}/invoices", parent.id);
+        let mut tasks = Vec::new();
+        for host in [&app, &other, &app, &other] {
+            let request = reqwest::Client::new().get(format!("{}{path}", host.base)).bearer_auth(&parent.key);
+            tasks.push(tokio::spawn(async move { request.send().await.unwrap().status().as_u16() }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        let list = invoices(&other, &parent).await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        // 2 lines x 21 days x 0.30 = 12.60, taken once.
+        assert_eq!(m(&list[0]["total"]), 12_600_000);
+        assert_eq!(app.money(&parent.id, &parent.key, "balance").await, "37.40");
+        app.assert_ledger_balanced().await;
+        other.stop().await;
     }
 }

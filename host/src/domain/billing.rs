@@ -25,7 +25,8 @@ pub struct Period {
 impl Period {
     /// `YYYY-MM`, a real month.
     pub fn parse(text: &str) -> Result<Period, String> {
-        let refuse = || format!("`{text}` is not a period; send a month as YYYY-MM, such as 2026-11");
+        let refuse =
+            || format!("`{text}` is not a period; send a month as YYYY-MM, such as 2026-11");
         let (y, m) = text.split_once('-').ok_or_else(refuse)?;
         if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
             return Err(refuse());
@@ -294,10 +295,15 @@ mod tests {
         assert_eq!(Period::parse("2026-12").unwrap().days(), 31);
         assert_eq!(Period::parse("2028-02").unwrap().days(), 29);
         assert_eq!(p.next(), Period::parse("2026-12").unwrap());
-        assert_eq!(Period::parse("2026-12").unwrap().next().to_string(), "2027-01");
+        assert_eq!(
+            Period::parse("2026-12").unwrap().next().to_string(),
+            "2027-01"
+        );
         assert_eq!(p.start_us(), at("2026-11-01T00:00:00Z"));
         assert_eq!(p.end_us(), at("2026-12-01T00:00:00Z"));
-        for bad in ["2026-13", "2026-1", "26-11", "2026-00", "x", "2026-1a", "2026/11"] {
+        for bad in [
+            "2026-13", "2026-1", "26-11", "2026-00", "x", "2026-1a", "2026/11",
+        ] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Period::of_us(at("2026-11-30T23:59:59Z")), p);
@@ -322,7 +328,11 @@ mod tests {
     #[test]
     fn a_line_that_moved_on_day_10_of_a_30_day_month() {
         let history = [
-            row("2026-10-20T08:00:00Z", "acct_parent", ResourceStatus::Active),
+            row(
+                "2026-10-20T08:00:00Z",
+                "acct_parent",
+                ResourceStatus::Active,
+            ),
             row("2026-11-10T15:00:00Z", "acct_sub", ResourceStatus::Active),
         ];
         let p = Period::parse("2026-11").unwrap();
@@ -358,8 +368,16 @@ mod tests {
     #[test]
     fn a_sim_activated_on_day_20_of_a_31_day_month() {
         let history = [
-            row("2026-12-03T10:00:00Z", "acct_parent", ResourceStatus::Inventory),
-            row("2026-12-15T10:00:00Z", "acct_sub", ResourceStatus::Inventory),
+            row(
+                "2026-12-03T10:00:00Z",
+                "acct_parent",
+                ResourceStatus::Inventory,
+            ),
+            row(
+                "2026-12-15T10:00:00Z",
+                "acct_sub",
+                ResourceStatus::Inventory,
+            ),
             row("2026-12-20T23:30:00Z", "acct_sub", ResourceStatus::Active),
         ];
         let p = Period::parse("2026-12").unwrap();
@@ -399,13 +417,21 @@ mod tests {
 
     #[test]
     fn the_live_period_counts_only_days_begun_so_far() {
-        let history = [row("2026-10-01T00:00:00Z", "acct_a", ResourceStatus::Active)];
+        let history = [row(
+            "2026-10-01T00:00:00Z",
+            "acct_a",
+            ResourceStatus::Active,
+        )];
         let p = Period::parse("2026-11").unwrap();
         let now = at("2026-11-04T09:00:00Z");
         let days = billed_days(&history, p, now + 1);
         assert_eq!(days.len(), 4);
         // A resource provisioned later than now is not charged yet.
-        let later = [row("2026-11-20T00:00:00Z", "acct_a", ResourceStatus::Active)];
+        let later = [row(
+            "2026-11-20T00:00:00Z",
+            "acct_a",
+            ResourceStatus::Active,
+        )];
         assert!(billed_days(&later, p, now + 1).is_empty());
     }
 

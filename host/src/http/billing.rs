@@ -315,7 +315,11 @@ impl From<&Invoice> for InvoiceView {
             id: i.id.clone(),
             period: i.period.clone(),
             currency: b.currency.clone(),
-            groups: b.groups.iter().map(|g| GroupView::new(g, false, true)).collect(),
+            groups: b
+                .groups
+                .iter()
+                .map(|g| GroupView::new(g, false, true))
+                .collect(),
             items: b.items.iter().map(ItemView::from).collect(),
             total: money(b.total),
             charged: money(b.charged),
@@ -429,7 +433,11 @@ fn csv_text(s: &str) -> String {
         .chars()
         .next()
         .is_some_and(|c| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r'));
-    let s = if risky { format!("'{s}") } else { s.to_string() };
+    let s = if risky {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 

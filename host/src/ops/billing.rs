@@ -81,8 +81,7 @@ pub struct PlaceOffers {
 }
 
 fn kind_of(field: &str, kind: &str) -> Result<ResourceKind> {
-    ResourceKind::parse(kind)
-        .ok_or_else(|| Error::invalid(field, "must be `line` or `sim`"))
+    ResourceKind::parse(kind).ok_or_else(|| Error::invalid(field, "must be `line` or `sim`"))
 }
 
 fn period_of(field: &str, text: &str) -> Result<Period> {
@@ -159,7 +158,10 @@ impl Canopy {
     ) -> Result<Vec<(ResourceKind, String)>> {
         let mut out = Vec::new();
         let mut c = self.store.reader().await?;
-        for (kind, id) in [(ResourceKind::Line, &req.line), (ResourceKind::Sim, &req.sim)] {
+        for (kind, id) in [
+            (ResourceKind::Line, &req.line),
+            (ResourceKind::Sim, &req.sim),
+        ] {
             let Some(id) = id else { continue };
             let field = format!("default_offers.{}", kind.as_str());
             check_offer(&mut c, &field, id, kind, currency).await?;
@@ -197,7 +199,14 @@ impl Canopy {
             .await?;
         let kind = kind_of("kind", &req.kind)?;
         let mut c = self.store.reader().await?;
-        check_offer(&mut c, "offer_id", &req.offer_id, kind, &actor.target.currency).await?;
+        check_offer(
+            &mut c,
+            "offer_id",
+            &req.offer_id,
+            kind,
+            &actor.target.currency,
+        )
+        .await?;
         drop(c);
         let mut tx = self.store.begin().await?;
         if !store::accounts::lock_live(&mut tx, &actor.target.id).await? {
@@ -206,8 +215,14 @@ impl Canopy {
                 actor.target.id
             )));
         }
-        store::billing::set_account_offer(&mut tx, &actor.target.id, kind, &req.offer_id, self.clock.now_us())
-            .await?;
+        store::billing::set_account_offer(
+            &mut tx,
+            &actor.target.id,
+            kind,
+            &req.offer_id,
+            self.clock.now_us(),
+        )
+        .await?;
         let offers = place_offers(&mut tx, &actor.target.id).await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(offers)
@@ -250,7 +265,8 @@ impl Canopy {
         } else {
             self.close_tree(parent).await?;
             let mut c = self.store.reader().await?;
-            match store::billing::invoice_of_period(&mut c, &parent.id, &period.to_string()).await? {
+            match store::billing::invoice_of_period(&mut c, &parent.id, &period.to_string()).await?
+            {
                 Some(invoice) => invoice.bill,
                 // Before the tree existed: nothing to bill.
                 None => compute_bill(&mut c, parent, period, period.end_us()).await?,
@@ -261,7 +277,11 @@ impl Canopy {
 
     /// A credit or discount on a period's bill (operator). A closed
     /// period's invoice is fixed: 409.
-    pub async fn create_adjustment(&self, parent_id: &str, req: NewAdjustment) -> Result<Adjustment> {
+    pub async fn create_adjustment(
+        &self,
+        parent_id: &str,
+        req: NewAdjustment,
+    ) -> Result<Adjustment> {
         let parent = self.get_parent(parent_id).await?;
         self.authorize_operator("adjustment.create", Some(&parent))
             .await?;
@@ -291,7 +311,10 @@ impl Canopy {
                 if sub.as_ref().and_then(|s| s.parent_id.as_deref()) != Some(parent.id.as_str()) {
                     return Err(Error::invalid(
                         "account_id",
-                        format!("`{id}` is not a sub-account of `{}`; send one of its sub-accounts, or leave it out for the Available group", parent.id),
+                        format!(
+                            "`{id}` is not a sub-account of `{}`; send one of its sub-accounts, or leave it out for the Available group",
+                            parent.id
+                        ),
                     ));
                 }
                 Some(id.to_string())
@@ -439,8 +462,13 @@ impl Canopy {
         let mut room: Option<i64> = if postpaid {
             match parent.monthly_credit_limit {
                 Some(limit) => {
-                    let month = store::ledger::monthly(&mut tx, &parent.id, &period.to_string()).await?;
-                    Some(ledger::available_credit(limit, &month).to_micros().unwrap_or(0))
+                    let month =
+                        store::ledger::monthly(&mut tx, &parent.id, &period.to_string()).await?;
+                    Some(
+                        ledger::available_credit(limit, &month)
+                            .to_micros()
+                            .unwrap_or(0),
+                    )
                 }
                 None => None,
             }
@@ -533,9 +561,12 @@ async fn check_offer(
     kind: ResourceKind,
     currency: &str,
 ) -> Result<Offer> {
-    let offer = store::billing::get_offer(c, id)
-        .await?
-        .ok_or_else(|| Error::invalid(field, format!("`{id}` is not an offer; send an id from GET /v1/operator/offers")))?;
+    let offer = store::billing::get_offer(c, id).await?.ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("`{id}` is not an offer; send an id from GET /v1/operator/offers"),
+        )
+    })?;
     if offer.kind != kind {
         return Err(Error::invalid(
             field,
@@ -563,7 +594,12 @@ async fn place_offers(c: &mut Conn, account_id: &str) -> Result<PlaceOffers> {
 }
 
 /// A tree's bill for `period`, counting the days begun before `until_us`.
-async fn compute_bill(c: &mut Conn, parent: &Account, period: Period, until_us: i64) -> Result<Bill> {
+async fn compute_bill(
+    c: &mut Conn,
+    parent: &Account,
+    period: Period,
+    until_us: i64,
+) -> Result<Bill> {
     let places = store::billing::places(c, &parent.id).await?;
     let offers = store::billing::offers_of_tree(c, &parent.id).await?;
     let billables = store::billing::billables(c, &parent.id, until_us.min(period.end_us())).await?;

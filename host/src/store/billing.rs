@@ -399,7 +399,11 @@ pub async fn get_invoice(c: &mut Conn, tree_id: &str, id: &str) -> Result<Option
     row.as_ref().map(invoice_from_row).transpose()
 }
 
-pub async fn invoice_of_period(c: &mut Conn, tree_id: &str, period: &str) -> Result<Option<Invoice>> {
+pub async fn invoice_of_period(
+    c: &mut Conn,
+    tree_id: &str,
+    period: &str,
+) -> Result<Option<Invoice>> {
     let row = sqlx::query("SELECT * FROM invoices WHERE tree_id = $1 AND period = $2")
         .bind(tree_id)
         .bind(period)
