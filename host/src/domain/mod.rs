@@ -31,9 +31,11 @@ macro_rules! str_enum {
 pub mod account;
 pub mod currency;
 pub mod ledger;
+pub mod merges;
 pub mod money;
 pub mod names;
 pub mod resources;
+pub mod retention;
 pub mod role;
 
 pub use account::{

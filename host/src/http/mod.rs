@@ -8,9 +8,11 @@ mod extract;
 mod idempotency;
 mod identity;
 mod members;
+mod merges;
 mod money;
 mod operator;
 mod params;
+mod platform_settings;
 mod policies;
 mod system;
 mod views;
@@ -72,6 +74,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(identity::router())
         .merge(money::router())
         .merge(policies::router())
+        .merge(merges::router())
+        .merge(platform_settings::router())
         .merge(system::router())
         .split_for_parts()
 }
