@@ -207,7 +207,7 @@ both_backends! {
         let (t, _) = funded_sub(&app, &parent, "Target", "30.00").await;
         let shared = app
             .try_sub(&parent, "Shared", "shared@clients.example",
-                json!({"invite": false, "credit": {"mode": "shared_usage", "monthly_usage_limit": "5.00"}}))
+                json!({"invite": false, "credit": {"mode": "shared_usage"}}))
             .await
             .expect(201)["id"].as_str().unwrap().to_string();
         let gone = app
