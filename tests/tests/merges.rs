@@ -199,7 +199,7 @@ both_backends! {
         let parent = app
             .parent_with(
                 "acme.example",
-                "enterprise",
+                "reseller",
                 json!({"billing_type": "postpaid", "monthly_credit_limit": "100.00"}),
             )
             .await;
