@@ -38,8 +38,11 @@ async fn lines(app: &TestApp, tree: &str, holder: &str, first: u32, n: u32) -> V
 }
 
 async fn held_by(app: &TestApp, account: &str) -> i64 {
-    app.query_rows("SELECT COUNT(*) FROM resources WHERE account_id = $1", account)
-        .await[0][0]
+    app.query_rows(
+        "SELECT COUNT(*) FROM resources WHERE account_id = $1",
+        account,
+    )
+    .await[0][0]
         .as_deref()
         .unwrap()
         .parse()
@@ -50,10 +53,18 @@ async fn held_by(app: &TestApp, account: &str) -> i64 {
 /// accepted: returns (id, its admin's key).
 async fn funded_sub(app: &TestApp, parent: &Parent, name: &str, budget: &str) -> (String, String) {
     let sub = app
-        .sub(parent, name, &format!("{}@clients.example", name.to_lowercase()))
+        .sub(
+            parent,
+            name,
+            &format!("{}@clients.example", name.to_lowercase()),
+        )
         .await;
     let key = app
-        .accept(sub.invitation.as_deref().unwrap(), name, "correct horse battery")
+        .accept(
+            sub.invitation.as_deref().unwrap(),
+            name,
+            "correct horse battery",
+        )
         .await;
     if micros(budget) > 0 {
         app.post(

@@ -21,7 +21,10 @@ pub fn check_request(sources: &[String], target: &str) -> Result<(), (&'static s
     if sources.len() > MERGE_SOURCES_MAX {
         return Err((
             "sources",
-            format!("names {} sub-accounts; at most {MERGE_SOURCES_MAX} merge at once", sources.len()),
+            format!(
+                "names {} sub-accounts; at most {MERGE_SOURCES_MAX} merge at once",
+                sources.len()
+            ),
         ));
     }
     let mut seen = HashSet::new();
@@ -31,7 +34,10 @@ pub fn check_request(sources: &[String], target: &str) -> Result<(), (&'static s
         }
     }
     if seen.contains(target) {
-        return Err(("target", format!("`{target}` is also a source; a sub-account cannot merge into itself")));
+        return Err((
+            "target",
+            format!("`{target}` is also a source; a sub-account cannot merge into itself"),
+        ));
     }
     Ok(())
 }
@@ -52,7 +58,11 @@ pub fn refusal(account: &Account, parent_id: &str, is_target: bool) -> Option<St
     if ok {
         return None;
     }
-    let what = if is_target { "the target must be active" } else { "a source must be active or suspended" };
+    let what = if is_target {
+        "the target must be active"
+    } else {
+        "a source must be active or suspended"
+    };
     Some(format!("`{id}` is {}; {what}", account.shown_status()))
 }
 
@@ -97,7 +107,12 @@ mod tests {
         assert!(check_request(&ids(2), "acct_t").is_ok());
         assert!(check_request(&ids(MERGE_SOURCES_MAX), "acct_t").is_ok());
         assert_eq!(check_request(&[], "acct_t").unwrap_err().0, "sources");
-        assert_eq!(check_request(&ids(MERGE_SOURCES_MAX + 1), "acct_t").unwrap_err().0, "sources");
+        assert_eq!(
+            check_request(&ids(MERGE_SOURCES_MAX + 1), "acct_t")
+                .unwrap_err()
+                .0,
+            "sources"
+        );
         let twice = vec!["a".to_string(), "a".to_string()];
         assert_eq!(check_request(&twice, "t").unwrap_err().0, "sources");
         assert_eq!(check_request(&ids(2), "acct_1").unwrap_err().0, "target");
@@ -135,6 +150,10 @@ mod tests {
         assert!(refusal(&a, "acct_parent", false).is_some());
         a.status = Status::Deleted;
         a.merged_into = Some("t".into());
-        assert!(refusal(&a, "acct_parent", false).unwrap().contains("merged"));
+        assert!(
+            refusal(&a, "acct_parent", false)
+                .unwrap()
+                .contains("merged")
+        );
     }
 }

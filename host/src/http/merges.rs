@@ -108,7 +108,9 @@ async fn approve_merge(
     Caller(p): Caller,
     Path((id, merge_id)): Path<(String, String)>,
 ) -> Result<Json<MergeView>> {
-    Ok(Json(s.canopy.approve_merge(&p, &id, &merge_id).await?.into()))
+    Ok(Json(
+        s.canopy.approve_merge(&p, &id, &merge_id).await?.into(),
+    ))
 }
 
 /// Reject a pending merge (any admin of the parent, the requester included).
@@ -119,7 +121,9 @@ async fn reject_merge(
     Caller(p): Caller,
     Path((id, merge_id)): Path<(String, String)>,
 ) -> Result<Json<MergeView>> {
-    Ok(Json(s.canopy.reject_merge(&p, &id, &merge_id).await?.into()))
+    Ok(Json(
+        s.canopy.reject_merge(&p, &id, &merge_id).await?.into(),
+    ))
 }
 
 /// Approve a pending merge as the operator.

@@ -85,16 +85,15 @@ impl Canopy {
                 .await?
                 .filter(|a| a.parent_id.as_deref() == Some(parent.id.as_str()))
                 .ok_or_else(|| {
-                    Error::invalid(field, format!("`{id}` is not a sub-account of `{}`", parent.id))
+                    Error::invalid(
+                        field,
+                        format!("`{id}` is not a sub-account of `{}`", parent.id),
+                    )
                 })?;
             found.push(account);
         }
         let target = found.remove(0);
-        for (account, is_target) in found
-            .iter()
-            .map(|a| (a, false))
-            .chain([(&target, true)])
-        {
+        for (account, is_target) in found.iter().map(|a| (a, false)).chain([(&target, true)]) {
             if let Some(why) = merges::refusal(account, &parent.id, is_target) {
                 return Err(Error::Conflict(why));
             }
@@ -156,7 +155,12 @@ impl Canopy {
     }
 
     /// `GET /v1/accounts/{parent_id}/merges/{id}`.
-    pub async fn get_merge(&self, principal: &Principal, parent_id: &str, id: &str) -> Result<Merge> {
+    pub async fn get_merge(
+        &self,
+        principal: &Principal,
+        parent_id: &str,
+        id: &str,
+    ) -> Result<Merge> {
         let actor = self.enter_merges(principal, parent_id).await?;
         self.authorize(&actor, "merge.request", &[]).await?;
         self.merge_in(&actor.target.id, id).await
@@ -241,9 +245,12 @@ impl Canopy {
             .merge_parties(parent, &merge.sources, &merge.target_id)
             .await
             .map_err(|e| match e {
-                Error::Validation { detail, .. } | Error::Conflict(detail) => Error::Conflict(
-                    format!("{detail}; merge `{}` stays pending: reject it and request a new one", merge.id),
-                ),
+                Error::Validation { detail, .. } | Error::Conflict(detail) => {
+                    Error::Conflict(format!(
+                        "{detail}; merge `{}` stays pending: reject it and request a new one",
+                        merge.id
+                    ))
+                }
                 e => e,
             })?;
         let changed = || {
@@ -285,8 +292,8 @@ impl Canopy {
                 self.return_all(&mut tx, parent, source, now_us).await?;
                 continue;
             }
-            let held = store::ledger::lock_balance(&mut tx, &LedgerRef::budget(source), now_us)
-                .await?;
+            let held =
+                store::ledger::lock_balance(&mut tx, &LedgerRef::budget(source), now_us).await?;
             if held.decimal() > Decimal::ZERO {
                 let posting =
                     merges::budget_move_posting(parent, source, &target, held, &month, &merge.id);

@@ -58,12 +58,20 @@ impl Canopy {
             store::settings::put(&mut tx, RETENTION_KEY, &days.to_string()).await?;
         }
         if let Some(allow) = changes.webhooks_allow_private {
-            store::settings::put(&mut tx, WEBHOOKS_PRIVATE_KEY, if allow { "true" } else { "false" })
-                .await?;
+            store::settings::put(
+                &mut tx,
+                WEBHOOKS_PRIVATE_KEY,
+                if allow { "true" } else { "false" },
+            )
+            .await?;
         }
         let now = read(&mut tx).await?;
         tx.commit().await.map_err(store::db_error)?;
-        tracing::info!(data_retention_days = now.data_retention_days, webhooks_allow_private = now.webhooks_allow_private, "platform settings changed");
+        tracing::info!(
+            data_retention_days = now.data_retention_days,
+            webhooks_allow_private = now.webhooks_allow_private,
+            "platform settings changed"
+        );
         Ok(now)
     }
 }

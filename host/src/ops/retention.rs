@@ -43,7 +43,9 @@ impl Canopy {
     pub async fn purge_deleted_accounts(&self) -> Result<u64> {
         let days = {
             let mut c = self.store.reader().await?;
-            super::platform_settings::read(&mut c).await?.data_retention_days
+            super::platform_settings::read(&mut c)
+                .await?
+                .data_retention_days
         };
         let mut purged = 0;
         loop {
