@@ -14,6 +14,7 @@ mod operator;
 mod params;
 mod platform_settings;
 mod policies;
+mod resources;
 mod system;
 mod views;
 
@@ -76,6 +77,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(policies::router())
         .merge(merges::router())
         .merge(platform_settings::router())
+        .merge(resources::router())
         .merge(system::router())
         .split_for_parts()
 }

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod parents;
 pub mod platform_settings;
 pub mod policies;
+pub mod resources;
 pub mod retention;
 pub mod status;
 pub mod subaccounts;

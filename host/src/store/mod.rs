@@ -22,6 +22,7 @@ pub mod messages;
 pub mod notifications;
 pub mod password_resets;
 pub mod policies;
+pub mod resources;
 pub mod retention;
 pub mod settings;
 
