@@ -367,6 +367,7 @@ fn account(id: &str, kind: AccountKind) -> Account {
         monthly_usage_limit: None,
         low_balance_alert: None,
         created_at: chrono::DateTime::default(),
+        merged_into: None,
     }
 }
 

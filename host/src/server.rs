@@ -119,6 +119,7 @@ impl Host {
             tokio::spawn(purge_loop(self.canopy.clone())),
             tokio::spawn(follow_policies(self.canopy.clone())),
             tokio::spawn(crate::ops::billing::close_forever(self.canopy.clone())),
+            tokio::spawn(purge_deleted_accounts(self.canopy.clone(), self.test_clock)),
         ];
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
@@ -261,6 +262,28 @@ async fn purge_loop(canopy: Arc<Canopy>) {
                 )
             }
             Err(e) => tracing::warn!(error = %e, "purging failed"),
+        }
+    }
+}
+
+/// Under `--test-clock` the purge of deleted accounts looks every second,
+/// so a test that moves the clock past the retention period sees it soon.
+const TEST_CLOCK_PURGE_EVERY: Duration = Duration::from_secs(1);
+
+/// Purges deleted accounts whose retention period ended (every host; each
+/// account once).
+async fn purge_deleted_accounts(canopy: Arc<Canopy>, test_clock: bool) {
+    let period = if test_clock {
+        TEST_CLOCK_PURGE_EVERY
+    } else {
+        canopy.settings.purge_every
+    };
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = canopy.purge_deleted_accounts().await {
+            tracing::warn!(error = %e, "purging deleted accounts failed");
         }
     }
 }

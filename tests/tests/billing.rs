@@ -355,4 +355,37 @@ both_backends! {
         app.assert_ledger_balanced().await;
         other.stop().await;
     }
+
+    async fn a_merged_sub_account_is_billed_under_its_target(app) {
+        app.set_clock("2031-04-10T15:00:00Z").await;
+        let parent = app.parent("merge.example", "enterprise").await;
+        app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "50.00"}))
+            .await
+            .expect(201);
+        let budgeted = json!({"invite": false, "credit": {"mode": "assigned_budget", "initial_credit": "5.00"}});
+        let source = app.try_sub(&parent, "Source", "source@merge.example", budgeted.clone()).await.expect(201)["id"]
+            .as_str().unwrap().to_string();
+        let target = app.try_sub(&parent, "Target", "target@merge.example", budgeted).await.expect(201)["id"]
+            .as_str().unwrap().to_string();
+        for _ in 0..2 {
+            app.send(&source, &parent.key).await.expect(201);
+        }
+        app.send(&target, &parent.key).await.expect(201);
+        let merge = app
+            .post(&format!("/v1/accounts/{}/merges", parent.id), &parent.key, json!({"sources": [source], "target": target}))
+            .await
+            .expect(201);
+        app.op_post(
+            &format!("/v1/operator/accounts/{}/merges/{}/approve", parent.id, merge["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await
+        .expect(200);
+        let summary = app.get(&format!("/v1/accounts/{}/billing/summary", parent.id), &parent.key).await.expect(200);
+        let groups: Vec<&str> = summary["groups"].as_array().unwrap().iter().map(|g| g["account_id"].as_str().unwrap()).collect();
+        assert_eq!(groups, vec![parent.id.as_str(), target.as_str()], "{summary}");
+        // Three messages at 0.0075, two of them the source's.
+        assert_eq!(m(&group(&summary, &target)["usage"]), 22_500);
+        assert_eq!(m(&summary["total"]), 22_500);
+    }
 }

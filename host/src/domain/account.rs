@@ -60,6 +60,9 @@ pub struct Account {
     pub monthly_usage_limit: Option<Amount>,
     pub low_balance_alert: Option<LowBalanceAlert>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// A merged sub-account: the target it was merged into. Stored as
+    /// `deleted`; shown as `merged`.
+    pub merged_into: Option<String>,
 }
 
 /// The operator's switches for one parent's tree.
@@ -80,11 +83,25 @@ impl Account {
         self.parent_id.as_deref().unwrap_or(&self.id)
     }
 
+    /// The status the API shows: `merged` for a sub-account merged into
+    /// another (stored as `deleted`, so every rule about deleted accounts
+    /// holds for it), else the stored status.
+    pub fn shown_status(&self) -> &'static str {
+        if self.merged_into.is_some() {
+            MERGED
+        } else {
+            self.status.as_str()
+        }
+    }
+
     /// Whether users of this account may act at all (invariant 3).
     pub fn is_usable(&self) -> bool {
         matches!(self.status, Status::Active | Status::Invited)
     }
 }
+
+/// The status shown for a merged account (terminal).
+pub const MERGED: &str = "merged";
 
 /// A status change the status machine allows (invariant 3):
 /// `invited -> active <-> suspended`, a cascade's `invited -> suspended` and
@@ -175,6 +192,7 @@ pub mod tests_support {
             monthly_usage_limit: None,
             low_balance_alert: None,
             created_at: chrono::DateTime::default(),
+            merged_into: None,
         }
     }
 }

@@ -32,9 +32,11 @@ pub mod account;
 pub mod billing;
 pub mod currency;
 pub mod ledger;
+pub mod merges;
 pub mod money;
 pub mod names;
 pub mod resources;
+pub mod retention;
 pub mod role;
 
 pub use account::{

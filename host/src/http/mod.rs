@@ -9,9 +9,11 @@ mod extract;
 mod idempotency;
 mod identity;
 mod members;
+mod merges;
 mod money;
 mod operator;
 mod params;
+mod platform_settings;
 mod policies;
 mod resources;
 mod system;
@@ -75,6 +77,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(money::router())
         .merge(billing::router())
         .merge(policies::router())
+        .merge(merges::router())
+        .merge(platform_settings::router())
         .merge(resources::router())
         .merge(system::router())
         .split_for_parts()

@@ -22,8 +22,12 @@ pub struct AccountView {
     pub email: String,
     pub external_id: Option<String>,
     pub company_name: String,
+    /// `invited`, `active`, `suspended`, `deleted`, or `merged` (terminal).
     #[schema(example = "active")]
     pub status: &'static str,
+    /// A merged sub-account: the sub-account it was merged into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
     /// While suspended: the status a reactivation restores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_status: Option<&'static str>,
@@ -84,7 +88,8 @@ impl AccountView {
             email: a.email.clone(),
             external_id: a.external_id.clone(),
             company_name: a.company_name.clone(),
-            status: a.status.as_str(),
+            status: a.shown_status(),
+            merged_into: a.merged_into.clone(),
             previous_status: a.previous_status.map(|s| s.as_str()),
             timezone: a.timezone.clone(),
             region: a.region.clone(),

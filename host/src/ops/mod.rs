@@ -15,12 +15,15 @@ pub mod identity;
 mod locks;
 pub mod login;
 pub mod members;
+pub mod merges;
 pub mod messages;
 pub mod money;
 pub mod outbox;
 pub mod parents;
+pub mod platform_settings;
 pub mod policies;
 pub mod resources;
+pub mod retention;
 pub mod status;
 pub mod subaccounts;
 

@@ -443,6 +443,9 @@ impl Canopy {
             suspended_by: None,
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        // After the status change locked the row: a transfer into it that
+        // committed first is counted, one that comes later finds it deleted.
+        super::retention::refuse_live_resources(&mut tx, &sub.id).await?;
         self.return_all(&mut tx, actor.tree_parent(), sub, now_us)
             .await?;
         let account = Self::reread(&mut tx, &sub.id).await?;
@@ -530,6 +533,7 @@ impl Canopy {
         if !store::accounts::lock_live(&mut tx, &parent.id).await? {
             return Err(changed_meanwhile(&parent.id));
         }
+        super::retention::refuse_live_resources_of_tree(&mut tx, &parent.id).await?;
         let subs = store::accounts::all_subaccounts(&mut tx, &parent.id).await?;
         let deleted = |sub: &Account| StatusChange {
             from: sub.status,

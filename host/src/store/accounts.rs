@@ -19,7 +19,7 @@ use crate::{Error, Result};
 const SELECT: &str = "SELECT a.id, a.kind, a.parent_id, a.name, a.email, a.external_id,
     a.company_name, a.status, a.previous_status, a.suspended_by, a.timezone, a.channels,
     a.billing_type, a.monthly_credit_limit_micros, a.credit_mode, a.monthly_usage_limit_micros,
-    a.low_balance_threshold_micros, a.low_balance_emails, a.created_at,
+    a.low_balance_threshold_micros, a.low_balance_emails, a.created_at, a.merged_into,
     COALESCE(p.currency, a.currency) AS currency,
     COALESCE(p.region, a.region) AS region,
     COALESCE(p.prices, a.prices) AS prices,
@@ -394,5 +394,6 @@ fn from_row(row: &AnyRow) -> Result<Account> {
         monthly_usage_limit: amount("monthly_usage_limit_micros")?,
         low_balance_alert,
         created_at: from_us(int("created_at")?.unwrap_or(0)),
+        merged_into: text("merged_into")?,
     })
 }

@@ -18,11 +18,13 @@ pub mod decisions;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
+pub mod merges;
 pub mod messages;
 pub mod notifications;
 pub mod password_resets;
 pub mod policies;
 pub mod resources;
+pub mod retention;
 pub mod settings;
 
 use std::time::Duration;
