@@ -118,6 +118,7 @@ impl Host {
         let mut background = vec![
             tokio::spawn(purge_loop(self.canopy.clone())),
             tokio::spawn(follow_policies(self.canopy.clone())),
+            tokio::spawn(crate::ops::operations::run_operations(self.canopy.clone())),
         ];
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));

@@ -33,6 +33,7 @@ pub mod currency;
 pub mod ledger;
 pub mod money;
 pub mod names;
+pub mod operations;
 pub mod resources;
 pub mod role;
 

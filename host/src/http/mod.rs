@@ -9,6 +9,7 @@ mod idempotency;
 mod identity;
 mod members;
 mod money;
+mod operations;
 mod operator;
 mod params;
 mod policies;
@@ -71,6 +72,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(identity::router())
         .merge(money::router())
+        .merge(operations::router())
         .merge(policies::router())
         .merge(system::router())
         .split_for_parts()

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod messages;
 pub mod notifications;
+pub mod operations;
 pub mod password_resets;
 pub mod policies;
 pub mod settings;
