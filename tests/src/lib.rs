@@ -4,6 +4,7 @@
 //! [`both_backends!`].
 
 pub mod process;
+pub mod resources;
 pub mod sims;
 
 use std::path::PathBuf;

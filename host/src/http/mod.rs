@@ -13,6 +13,7 @@ mod operations;
 mod operator;
 mod params;
 mod policies;
+mod resources;
 mod system;
 mod views;
 
@@ -74,6 +75,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(money::router())
         .merge(operations::router())
         .merge(policies::router())
+        .merge(resources::router())
         .merge(system::router())
         .split_for_parts()
 }

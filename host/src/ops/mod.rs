@@ -20,6 +20,7 @@ pub mod operations;
 pub mod outbox;
 pub mod parents;
 pub mod policies;
+pub mod resources;
 pub mod status;
 pub mod subaccounts;
 

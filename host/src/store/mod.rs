@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod operations;
 pub mod password_resets;
 pub mod policies;
+pub mod resources;
 pub mod settings;
 
 use std::time::Duration;
