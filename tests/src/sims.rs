@@ -6,19 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The `n`th test ICCID under `prefix` (digits; 19 digits in all, the last
-/// the Luhn check digit).
-pub fn iccid(prefix: &str, n: u64) -> String {
-    let width = 18 - prefix.len();
-    let body = format!("{prefix}{n:0width$}");
-    let check = canopy::domain::resources::luhn_check_digit(&body);
-    format!("{body}{check}")
-}
-
-/// `count` ICCIDs under `prefix`, from number `from`.
-pub fn iccids(prefix: &str, from: u64, count: u64) -> Vec<String> {
-    (from..from + count).map(|n| iccid(prefix, n)).collect()
-}
+pub use crate::resources::iccids;
 
 /// A client of a server that runs as a process (or any base URL).
 #[derive(Clone)]
@@ -264,55 +252,21 @@ pub fn assert_progress(readings: &[Value]) {
     assert!(end["finished_at"].is_string(), "{end}");
 }
 
-/// Inserts SIMs into a parent's Available pool straight into the database
-/// (what provisioning writes: the resource, its tags, history row 1).
-pub async fn insert_sims(database_url: &str, parent: &str, ids: &[String], tag: Option<&str>) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(database_url)
-        .await
-        .expect("the test's database opens");
-    let mut tx = conn.begin().await.unwrap();
-    let now = 1_700_000_000_000_000i64;
-    for iccid in ids {
-        let id = canopy::secrets::new_id("res");
-        let tags = match tag {
-            Some(t) => format!("[\"{t}\"]"),
-            None => "[]".into(),
-        };
-        sqlx::query(
-            "INSERT INTO resources (id, kind, identifier, tree_id, account_id, status, tags, seq, created_at, assigned_at)
-             VALUES ($1, 'sim', $2, $3, $3, 'inventory', $4, 1, $5, $5)",
-        )
-        .bind(&id)
-        .bind(iccid)
-        .bind(parent)
-        .bind(&tags)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO resource_history (resource_id, seq, event, account_id, status, at)
-             VALUES ($1, 1, 'provision', $2, 'inventory', $3)",
-        )
-        .bind(&id)
-        .bind(parent)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        if let Some(t) = tag {
-            sqlx::query(
-                "INSERT INTO resource_tags (tree_id, tag, resource_id) VALUES ($1, $2, $3)",
-            )
-            .bind(parent)
-            .bind(t)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+/// Every resource `key` sees in `account` with the query `q`, all pages.
+pub async fn resources(api: &Remote, account: &str, key: &str, q: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/accounts/{account}/resources?limit=1000&{q}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = api.get(&path, key).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        out.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
         }
     }
-    tx.commit().await.unwrap();
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use canopy_e2e::process::Server;
 use canopy_e2e::sims::{
-    Remote, Tree, assert_progress, count, follow, iccids, insert_sims, invited_sub, sub_with_admin,
-    tree,
+    Remote, Tree, assert_progress, count, follow, iccids, invited_sub, provision, resources,
+    sub_with_admin, tree,
 };
 use canopy_e2e::{Backend, both_backends, fresh_database};
 use serde_json::{Value, json};
@@ -48,8 +48,8 @@ both_backends! {
         let api = Remote::new(&app.base);
         let t = tree(&api, &app.operator_token, "fleet.example").await;
         let db = &app.database_url;
-        insert_sims(db, &t.parent, &iccids("894400", 0, 1000), Some("fleet-a")).await;
-        insert_sims(db, &t.parent, &iccids("894401", 0, 20), None).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894400", 0, 1000), &["fleet-a"]).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894401", 0, 20), &[]).await;
 
         // 1,000 SIMs by tag, to the sub-account, in one operation.
         let (status, accepted) =
@@ -92,10 +92,10 @@ both_backends! {
         assert_progress(&readings);
         let end = readings.last().unwrap();
         assert_eq!((end["status"].as_str(), end["succeeded"].as_i64()), (Some("completed"), Some(1000)), "{end}");
-        assert_eq!(
-            count(db, "SELECT COUNT(*) FROM resources WHERE account_id = $1 AND status = 'active'", &t.sub).await,
-            1000
-        );
+        let active = resources(&api, &t.sub, &t.sub_key, "kind=sim&status=active").await;
+        assert_eq!(active.len(), 1000, "the sub-account lists them active");
+        assert!(active.iter().all(|r| r["account_id"] == t.sub.as_str() && r["status"] == "active"));
+        assert!(resources(&api, &t.sub, &t.sub_key, "status=inventory").await.is_empty());
         assert_eq!(
             count(db, "SELECT COUNT(*) FROM resources WHERE account_id = $1 AND status = 'inventory'", &t.parent).await,
             20,
@@ -155,7 +155,7 @@ both_backends! {
     async fn a_mixed_transfer_completes_the_movable_and_names_each_refusal(app) {
         let api = Remote::new(&app.base);
         let t = tree(&api, &app.operator_token, "mixed.example").await;
-        insert_sims(&app.database_url, &t.parent, &iccids("894403", 0, 6), None).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894403", 0, 6), &[]).await;
         let ids = resource_ids(&app, &t.parent).await;
 
         // Two SIMs are terminated in the Available pool first.
@@ -236,7 +236,7 @@ both_backends! {
         let t = tree(&api, &app.operator_token, "reach.example").await;
         let (other, other_key) =
             sub_with_admin(&api, &t.parent, &t.parent_key, "Vans", "vans@reach.example").await;
-        insert_sims(&app.database_url, &t.parent, &iccids("894404", 0, 3), Some("vans")).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894404", 0, 3), &["vans"]).await;
         let ids = resource_ids(&app, &t.parent).await;
 
         // Only the parent's admin moves resources (Twilio's 21474).
@@ -278,6 +278,7 @@ both_backends! {
 
         // The first sub-account sees none of it.
         for path in [
+            format!("/v1/accounts/{other}/resources"),
             format!("/v1/accounts/{other}/operations"),
             format!("/v1/accounts/{other}/operations/{activated}"),
         ] {
@@ -333,7 +334,7 @@ both_backends! {
     async fn requests_are_checked_before_anything_is_stored(app) {
         let api = Remote::new(&app.base);
         let t = tree(&api, &app.operator_token, "checks.example").await;
-        insert_sims(&app.database_url, &t.parent, &iccids("894405", 0, 2), None).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894405", 0, 2), &[]).await;
         let ids = resource_ids(&app, &t.parent).await;
         let invited = invited_sub(&api, &t.parent, &t.parent_key, "Later", "later@checks.example").await;
         let elsewhere = tree(&api, &app.operator_token, "elsewhere.example").await;
@@ -375,7 +376,7 @@ both_backends! {
     async fn an_idempotency_key_replays_the_same_operation(app) {
         let api = Remote::new(&app.base);
         let t = tree(&api, &app.operator_token, "again.example").await;
-        insert_sims(&app.database_url, &t.parent, &iccids("894406", 0, 50), Some("lot")).await;
+        provision(&api, &app.operator_token, &t.parent, &iccids("894406", 0, 50), &["lot"]).await;
         let path = format!("/v1/accounts/{}/resource-transfers", t.parent);
         let body = json!({"to": t.sub, "filter": {"tag": "lot"}});
         let mut seen = Vec::new();
@@ -458,7 +459,14 @@ async fn killed_mid_operation(backend: Backend) {
     );
     let api = Remote::new(&crashing.base);
     let t = tree(&api, TOKEN, "crash.example").await;
-    insert_sims(&url, &t.parent, &iccids("894407", 0, 10_000), Some("bulk")).await;
+    provision(
+        &api,
+        TOKEN,
+        &t.parent,
+        &iccids("894407", 0, 10_000),
+        &["bulk"],
+    )
+    .await;
     let path = format!("/v1/accounts/{}/resource-transfers", t.parent);
     let body = json!({"to": t.sub, "filter": {"tag": "bulk"}});
     let sent = api
@@ -535,8 +543,22 @@ async fn two_hosts_never_process_one_operation_twice() {
         "vans@hosts.example",
     )
     .await;
-    insert_sims(&url, &t.parent, &iccids("894408", 0, 6_000), Some("east")).await;
-    insert_sims(&url, &t.parent, &iccids("894409", 0, 4_000), Some("west")).await;
+    provision(
+        &api_a,
+        TOKEN,
+        &t.parent,
+        &iccids("894408", 0, 6_000),
+        &["east"],
+    )
+    .await;
+    provision(
+        &api_a,
+        TOKEN,
+        &t.parent,
+        &iccids("894409", 0, 4_000),
+        &["west"],
+    )
+    .await;
     let (status, east) =
         transfer(&api_a, &t, json!({"to": t.sub, "filter": {"tag": "east"}})).await;
     assert_eq!(status, 202, "{east}");
