@@ -584,3 +584,52 @@ async fn two_hosts_never_process_one_operation_twice() {
         assert_exactly_once(&url, &op, to, n).await;
     }
 }
+
+/// Not a timed test: prints how fast a 10,000-SIM transfer runs on each
+/// backend (BENCHMARKS.md, "Bulk operations"). Run with
+/// `cargo test -p canopy-e2e --test operations measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_a_10000_sim_transfer() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = canopy_e2e::spawn_app(backend).await;
+        let api = Remote::new(&app.base);
+        let t = tree(&api, &app.operator_token, "measure.example").await;
+        provision(
+            &api,
+            &app.operator_token,
+            &t.parent,
+            &iccids("894410", 0, 10_000),
+            &["bulk"],
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let (status, accepted) =
+            transfer(&api, &t, json!({"to": t.sub, "filter": {"tag": "bulk"}})).await;
+        assert_eq!(status, 202, "{accepted}");
+        let accepted_after = started.elapsed();
+        let id = op_id(&accepted);
+        let mut first_progress = None;
+        let path = format!("/v1/accounts/{}/operations/{id}", t.parent);
+        let end = loop {
+            let (_, op) = api.get(&path, &t.parent_key).await;
+            if first_progress.is_none() && op["succeeded"].as_i64().unwrap_or(0) > 0 {
+                first_progress = Some(started.elapsed());
+            }
+            if op["status"] == "completed" {
+                break op;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let total = started.elapsed();
+        assert_eq!(end["succeeded"], 10_000);
+        println!(
+            "{backend:?}: accepted (filter resolved, 10,000 items stored) in {:.0} ms; first progress after {:.0} ms; completed in {:.2} s: {:.0} items/s",
+            accepted_after.as_secs_f64() * 1e3,
+            first_progress.unwrap_or(total).as_secs_f64() * 1e3,
+            total.as_secs_f64(),
+            10_000.0 / total.as_secs_f64()
+        );
+        app.stop().await;
+    }
+}
