@@ -580,7 +580,18 @@ impl Canopy {
         let work = work_of(&op)?;
         tracing::info!(operation = %op.id, kind = %op.kind, total = op.total, "operation claimed");
         loop {
-            match self.run_chunk(&op, &work, host).await? {
+            let chunk = match self.run_chunk(&op, &work, host).await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Nothing of the failed chunk committed; let any host
+                    // (this one too) try again from the same items.
+                    let mut tx = self.store.begin().await?;
+                    store::operations::release(&mut tx, &op.id, host).await?;
+                    tx.commit().await.map_err(store::db_error)?;
+                    return Err(e);
+                }
+            };
+            match chunk {
                 Chunk::More => {
                     crate::crashpoint::hit(crate::crashpoint::BETWEEN_OPERATION_CHUNKS);
                     tokio::task::yield_now().await;

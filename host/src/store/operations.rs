@@ -356,6 +356,22 @@ pub async fn renew(c: &mut Conn, op_id: &str, host: &str, until: i64) -> Result<
     Ok(renewed.rows_affected() == 1)
 }
 
+/// Gives up `host`'s claim at once (after a chunk failed, say on a
+/// deadlock), so any host may take the operation again without waiting for
+/// the lease to end.
+pub async fn release(c: &mut Conn, op_id: &str, host: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE operations SET claimed_by = NULL, claimed_until = NULL
+         WHERE id = $1 AND claimed_by = $2 AND status = 'running'",
+    )
+    .bind(op_id)
+    .bind(host)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// An item still to do, with the resource as it is now.
 #[derive(Debug, Clone)]
 pub struct Pending {
