@@ -119,6 +119,7 @@ impl Host {
             tokio::spawn(purge_loop(self.canopy.clone())),
             tokio::spawn(follow_policies(self.canopy.clone())),
             tokio::spawn(purge_deleted_accounts(self.canopy.clone(), self.test_clock)),
+            tokio::spawn(crate::ops::operations::run_operations(self.canopy.clone())),
         ];
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));

@@ -10,6 +10,7 @@ mod identity;
 mod members;
 mod merges;
 mod money;
+mod operations;
 mod operator;
 mod params;
 mod platform_settings;
@@ -74,6 +75,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(identity::router())
         .merge(money::router())
+        .merge(operations::router())
         .merge(policies::router())
         .merge(merges::router())
         .merge(platform_settings::router())

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod merges;
 pub mod messages;
 pub mod notifications;
+pub mod operations;
 pub mod password_resets;
 pub mod policies;
 pub mod resources;
