@@ -21,6 +21,7 @@ pub mod messages;
 pub mod notifications;
 pub mod password_resets;
 pub mod policies;
+pub mod resource_status;
 pub mod settings;
 
 use std::time::Duration;
