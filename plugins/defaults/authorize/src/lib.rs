@@ -189,7 +189,8 @@ mod tests {
     #[test]
     fn resource_actions_by_role() {
         let decide = |role: &str, kind: &str, action: &str| {
-            let input = json!({"principal": principal("self", json!(role), kind), "action": action});
+            let input =
+                json!({"principal": principal("self", json!(role), kind), "action": action});
             evaluate("authorize", &input).unwrap()["decision"].clone()
         };
         for action in [
@@ -222,7 +223,11 @@ mod tests {
                 "deny"
             };
             assert_eq!(decide("advanced", "parent", action), advanced, "{action}");
-            assert_eq!(decide("advanced", "subaccount", action), advanced, "{action}");
+            assert_eq!(
+                decide("advanced", "subaccount", action),
+                advanced,
+                "{action}"
+            );
             assert_eq!(decide("basic", "subaccount", action), "deny", "{action}");
         }
         // Provisioning is the operator's.
