@@ -4,6 +4,7 @@
 //! [`both_backends!`].
 
 pub mod process;
+pub mod resources;
 
 use std::path::PathBuf;
 use std::sync::Arc;

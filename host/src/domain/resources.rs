@@ -61,7 +61,10 @@ impl ResourceStatus {
     /// A resource in this status is still the holder's: it keeps a
     /// sub-account from being deleted, and it is billed.
     pub fn is_live(self) -> bool {
-        !matches!(self, ResourceStatus::Disconnected | ResourceStatus::Terminated)
+        !matches!(
+            self,
+            ResourceStatus::Disconnected | ResourceStatus::Terminated
+        )
     }
 
     /// Whether a day in this status is charged (API.md "Recurring charges").
@@ -250,7 +253,10 @@ mod tests {
         let wrong = format!("{body}{}", (last + 1) % 10);
         assert!(iccid(&wrong).unwrap_err().contains("Luhn"));
         assert!(iccid("123").is_err());
-        let twenty = format!("8944000000000000000{}", luhn_check_digit("8944000000000000000"));
+        let twenty = format!(
+            "8944000000000000000{}",
+            luhn_check_digit("8944000000000000000")
+        );
         assert!(iccid(&twenty).is_ok());
         assert!(luhn_valid("79927398713"));
         assert!(!luhn_valid("79927398710"));
@@ -264,12 +270,34 @@ mod tests {
         assert_eq!(apply_action(Sim, S::Inventory, A::Activate), Ok(S::Active));
         assert_eq!(apply_action(Sim, S::Active, A::Suspend), Ok(S::Suspended));
         assert_eq!(apply_action(Sim, S::Suspended, A::Resume), Ok(S::Active));
-        assert_eq!(apply_action(Sim, S::Inventory, A::Terminate), Ok(S::Terminated));
-        assert_eq!(apply_action(Line, S::Active, A::Disconnect), Ok(S::Disconnected));
-        assert_eq!(apply_action(Sim, S::Active, A::Activate).unwrap_err().code, "wrong_status");
-        assert_eq!(apply_action(Sim, S::Terminated, A::Resume).unwrap_err().code, "terminal_status");
-        assert_eq!(apply_action(Line, S::Active, A::Activate).unwrap_err().code, "wrong_kind");
-        assert_eq!(apply_action(Sim, S::Active, A::Disconnect).unwrap_err().code, "wrong_kind");
+        assert_eq!(
+            apply_action(Sim, S::Inventory, A::Terminate),
+            Ok(S::Terminated)
+        );
+        assert_eq!(
+            apply_action(Line, S::Active, A::Disconnect),
+            Ok(S::Disconnected)
+        );
+        assert_eq!(
+            apply_action(Sim, S::Active, A::Activate).unwrap_err().code,
+            "wrong_status"
+        );
+        assert_eq!(
+            apply_action(Sim, S::Terminated, A::Resume)
+                .unwrap_err()
+                .code,
+            "terminal_status"
+        );
+        assert_eq!(
+            apply_action(Line, S::Active, A::Activate).unwrap_err().code,
+            "wrong_kind"
+        );
+        assert_eq!(
+            apply_action(Sim, S::Active, A::Disconnect)
+                .unwrap_err()
+                .code,
+            "wrong_kind"
+        );
         assert!(check_movable(Sim, S::Terminated).is_err());
         assert!(check_movable(Line, S::Disconnected).is_err());
         assert!(check_movable(Sim, S::Suspended).is_ok());

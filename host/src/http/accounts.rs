@@ -31,7 +31,11 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
     let (account, view) = s.canopy.get_account(&p, &id).await?;
-    Ok(Json(AccountView::new(&account, &view)))
+    let counts = s
+        .canopy
+        .resource_counts(std::slice::from_ref(&account.id))
+        .await?;
+    Ok(Json(AccountView::new(&account, &view).with_counts(&counts)))
 }
 
 /// Change an account's settings.
@@ -86,10 +90,12 @@ async fn list_subaccounts(
 ) -> Result<Json<List<AccountView>>> {
     let (status, page) = f.parts()?;
     let (page, view) = s.canopy.list_subaccounts(&p, &id, status, &page).await?;
+    let ids: Vec<String> = page.items.iter().map(|a| a.id.clone()).collect();
+    let counts = s.canopy.resource_counts(&ids).await?;
     let data = page
         .items
         .iter()
-        .map(|a| AccountView::new(a, &view))
+        .map(|a| AccountView::new(a, &view).with_counts(&counts))
         .collect();
     Ok(Json(List {
         data,

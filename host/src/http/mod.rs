@@ -12,6 +12,7 @@ mod money;
 mod operator;
 mod params;
 mod policies;
+mod resources;
 mod system;
 mod views;
 
@@ -72,6 +73,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(identity::router())
         .merge(money::router())
         .merge(policies::router())
+        .merge(resources::router())
         .merge(system::router())
         .split_for_parts()
 }

@@ -155,11 +155,13 @@ async fn list_parent_subaccounts(
 ) -> Result<Json<List<AccountView>>> {
     let (status, page) = f.parts()?;
     let (page, view) = s.canopy.list_parent_subaccounts(&id, status, &page).await?;
+    let ids: Vec<String> = page.items.iter().map(|a| a.id.clone()).collect();
+    let counts = s.canopy.resource_counts(&ids).await?;
     Ok(Json(List {
         data: page
             .items
             .iter()
-            .map(|a| AccountView::new(a, &view))
+            .map(|a| AccountView::new(a, &view).with_counts(&counts))
             .collect(),
         next_cursor: cursor(page.next_after),
     }))

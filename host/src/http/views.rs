@@ -56,6 +56,10 @@ pub struct AccountView {
     /// Assigned-budget sub-accounts; group `balance`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_balance_alert: Option<AlertView>,
+    /// Sub-accounts: the lines and SIMs they hold (not disconnected or
+    /// terminated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_counts: Option<super::resources::CountsView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -114,7 +118,21 @@ impl AccountView {
                     threshold: l.threshold.to_api_string(),
                     emails: l.emails.clone(),
                 }),
+            resource_counts: None,
         }
+    }
+
+    /// Adds the resources a sub-account holds (from
+    /// `Canopy::resource_counts`); parents show theirs in the summary.
+    pub fn with_counts(
+        mut self,
+        counts: &BTreeMap<String, crate::store::resources::Counts>,
+    ) -> AccountView {
+        if self.kind == AccountKind::Subaccount.as_str() {
+            let c = counts.get(&self.id).copied().unwrap_or_default();
+            self.resource_counts = Some(c.into());
+        }
+        self
     }
 }
 

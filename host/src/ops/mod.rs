@@ -19,6 +19,7 @@ pub mod money;
 pub mod outbox;
 pub mod parents;
 pub mod policies;
+pub mod resources;
 pub mod status;
 pub mod subaccounts;
 

@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod password_resets;
 pub mod policies;
 pub mod resource_status;
+pub mod resources;
 pub mod settings;
 
 use std::time::Duration;
