@@ -6,17 +6,11 @@
 //! sub-accounts and activating them is written here as the operations do
 //! it (the resource row and its next history row), with raw SQL.
 
-use canopy::domain::resources::luhn_check_digit;
+use canopy_e2e::resources::iccids;
 use canopy_e2e::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::Connection;
-
-/// The `n`th test ICCID: 19 digits, Luhn-valid.
-fn iccid(n: u32) -> String {
-    let body = format!("8944{n:014}");
-    format!("{body}{}", luhn_check_digit(&body))
-}
 
 /// Runs statements on the test's database, in one transaction.
 async fn exec(app: &TestApp, statements: &[String]) {
@@ -52,12 +46,29 @@ fn place(identifier: &str, holder: &str, status: &str, operation_id: &str) -> [S
     ]
 }
 
-/// Each SIM's `(identifier, holder, status)`, by identifier.
-async fn sims(app: &TestApp, tree: &str) -> Vec<(String, String, String)> {
+/// Each SIM of the tree as its parent's admin lists it: `(identifier,
+/// holder, status)`, by identifier.
+async fn sims(app: &TestApp, parent: &Parent) -> Vec<(String, String, String)> {
+    let mut all: Vec<(String, String, String)> = app
+        .all_resources(&parent.id, &parent.key, "kind=sim")
+        .await
+        .iter()
+        .map(|r: &Value| {
+            let text = |f: &str| r[f].as_str().expect(f).to_string();
+            (text("identifier"), text("account_id"), text("status"))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The same from the database, while the parent is suspended (its users
+/// cannot read then).
+async fn sims_in_db(app: &TestApp, parent: &Parent) -> Vec<(String, String, String)> {
     app.query_rows(
         "SELECT identifier, account_id, status FROM resources
-         WHERE tree_id = $1 AND kind = 'sim' ORDER BY identifier",
-        tree,
+          WHERE tree_id = $1 AND kind = 'sim' ORDER BY identifier",
+        &parent.id,
     )
     .await
     .into_iter()
@@ -128,16 +139,10 @@ async fn active_sub(app: &TestApp, parent: &Parent, name: &str, email: &str) -> 
     body["id"].as_str().unwrap().to_string()
 }
 
-/// Provisions SIMs 1..=n into the parent's Available pool (`inventory`).
-async fn provision_sims(app: &TestApp, parent: &Parent, n: u32) -> Vec<String> {
-    let ids: Vec<String> = (1..=n).map(iccid).collect();
-    let created = app
-        .op_post(
-            &format!("/v1/operator/accounts/{}/resources", parent.id),
-            json!({"kind": "sim", "identifiers": ids}),
-        )
-        .await
-        .expect(201);
+/// Provisions `n` SIMs into the parent's Available pool (`inventory`).
+async fn provision_sims(app: &TestApp, parent: &Parent, n: u64) -> Vec<String> {
+    let ids = iccids("8944", 1, n);
+    let created = app.provision(parent, "sim", &ids, Value::Null).await;
     assert_eq!(created["created"], n);
     ids
 }
@@ -183,7 +188,7 @@ both_backends! {
         app.post(&format!("/v1/accounts/{fleet}/suspend"), &parent.key, json!({}))
             .await
             .expect(200);
-        let now = sims(&app, &parent.id).await;
+        let now = sims(&app, &parent).await;
         assert_eq!(status_of(&now, &s1), "suspended");
         assert_eq!(status_of(&now, &s2), "suspended");
         assert_eq!(status_of(&now, &s3), "inventory", "only active SIMs are suspended");
@@ -202,7 +207,7 @@ both_backends! {
         app.post(&format!("/v1/accounts/{fleet}/unsuspend"), &parent.key, json!({}))
             .await
             .expect(200);
-        let now = sims(&app, &parent.id).await;
+        let now = sims(&app, &parent).await;
         assert_eq!(status_of(&now, &s1), "active");
         assert_eq!(status_of(&now, &s2), "active");
         assert_eq!(status_of(&now, &s3), "inventory");
@@ -232,7 +237,7 @@ both_backends! {
         app.post(&format!("/v1/accounts/{fleet}/unsuspend"), &parent.key, json!({}))
             .await
             .expect(200);
-        let now = sims(&app, &parent.id).await;
+        let now = sims(&app, &parent).await;
         assert_eq!(status_of(&now, &s1), "active");
         assert_eq!(status_of(&now, &s2), "suspended");
         assert_history_complete(&app, &parent.id).await;
@@ -251,7 +256,7 @@ both_backends! {
         );
         let account = app.get(&format!("/v1/accounts/{fleet}"), &parent.key).await.expect(200);
         assert_eq!(account["status"], "active");
-        assert_eq!(sims(&app, &parent.id).await, now);
+        assert_eq!(sims(&app, &parent).await, now);
     }
 
     async fn a_platform_cascade_suspends_the_sims_of_a_whole_tree(app) {
@@ -280,7 +285,7 @@ both_backends! {
         app.op_post(&format!("/v1/operator/accounts/{}/suspend", parent.id), json!({}))
             .await
             .expect(200);
-        let now = sims(&app, &parent.id).await;
+        let now = sims_in_db(&app, &parent).await;
         assert_eq!(status_of(&now, &ids[0]), "suspended");
         assert_eq!(status_of(&now, &ids[1]), "suspended");
         assert_eq!(status_of(&now, &ids[2]), "active", "the parent's own pool is no sub-account");
@@ -294,7 +299,7 @@ both_backends! {
         app.op_post(&format!("/v1/operator/accounts/{}/unsuspend", parent.id), json!({}))
             .await
             .expect(200);
-        let now = sims(&app, &parent.id).await;
+        let now = sims(&app, &parent).await;
         assert_eq!(status_of(&now, &ids[0]), "active");
         assert_eq!(status_of(&now, &ids[1]), "active");
         for sub in [&a, &b] {
@@ -315,14 +320,14 @@ both_backends! {
         app.op_post(&format!("/v1/operator/accounts/{}/suspend", parent.id), json!({}))
             .await
             .expect(200);
-        assert_eq!(status_of(&sims(&app, &parent.id).await, &ids[0]), "active");
+        assert_eq!(status_of(&sims_in_db(&app, &parent).await, &ids[0]), "active");
         app.op_post(&format!("/v1/operator/accounts/{}/unsuspend", parent.id), json!({}))
             .await
             .expect(200);
         app.post(&format!("/v1/accounts/{fleet}/unsuspend"), &parent.key, json!({}))
             .await
             .expect(200);
-        assert_eq!(status_of(&sims(&app, &parent.id).await, &ids[0]), "active");
+        assert_eq!(status_of(&sims(&app, &parent).await, &ids[0]), "active");
         assert_history_complete(&app, &parent.id).await;
     }
 }
