@@ -35,6 +35,8 @@ CREATE TABLE resources (
 CREATE INDEX resources_by_tree ON resources (tree_id, id);
 CREATE INDEX resources_by_tree_kind_status ON resources (tree_id, kind, status, id);
 CREATE INDEX resources_by_account ON resources (account_id, id);
+-- Counts per holder read the index alone.
+CREATE INDEX resources_counts ON resources (account_id, kind, status);
 
 -- Tags, one row each, so a tag filter is an index lookup.
 CREATE TABLE resource_tags (

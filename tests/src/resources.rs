@@ -67,3 +67,41 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Polls an operation until it is `completed` or `failed` (at most a
+    /// minute); its last state.
+    pub async fn await_operation(&self, account: &str, key: &str, op_id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let op = self
+                .get(&format!("/v1/accounts/{account}/operations/{op_id}"), key)
+                .await
+                .expect(200);
+            if op["status"] == "completed" || op["status"] == "failed" {
+                return op;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "operation {op_id} did not finish: {op}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Transfers `resource_ids` to `to` (a sub-account or "available") as
+    /// the parent admin and waits for the operation.
+    pub async fn transfer(&self, parent: &Parent, to: &str, resource_ids: &[String]) -> Value {
+        let reply = self
+            .post(
+                &format!("/v1/accounts/{}/resource-transfers", parent.id),
+                &parent.key,
+                json!({"to": to, "resource_ids": resource_ids}),
+            )
+            .await
+            .expect(202);
+        let op = reply.get("operation").cloned().unwrap_or(reply);
+        self.await_operation(&parent.id, &parent.key, op["id"].as_str().unwrap())
+            .await
+    }
+}

@@ -31,10 +31,14 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
     let (account, view) = s.canopy.get_account(&p, &id).await?;
-    let counts = s
-        .canopy
-        .resource_counts(std::slice::from_ref(&account.id))
-        .await?;
+    // Parents show theirs in the resource summary.
+    let counts = if account.is_parent() {
+        Default::default()
+    } else {
+        s.canopy
+            .resource_counts(std::slice::from_ref(&account.id))
+            .await?
+    };
     Ok(Json(AccountView::new(&account, &view).with_counts(&counts)))
 }
 

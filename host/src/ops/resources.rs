@@ -187,7 +187,10 @@ impl Canopy {
             now_us: self.clock.now_us(),
         })?;
         let mut tx = self.store.begin().await?;
-        if let Err(e) = store::run_steps(&mut tx, self.store.backend, &steps).await {
+        // One statement at a time: a batch of them bound at once would
+        // carry tens of thousands of parameters, which SQLite binds by name
+        // in quadratic time.
+        if let Err(e) = store::run_each(&mut tx, &steps).await {
             return Err(match store::unique_violation(&e) {
                 // Another request provisioned one of them since the check.
                 Some(_) => Error::invalid(

@@ -245,7 +245,7 @@ pub async fn list(
             let t = arg(tag.clone());
             (
                 format!(
-                    "resource_tags t JOIN resources r ON r.id = t.resource_id WHERE t.tree_id = $1 AND t.tag = {t} AND r.tree_id = $1"
+                    "resource_tags t JOIN resources r ON r.id = t.resource_id WHERE t.tree_id = $1 AND t.tag = {t}"
                 ),
                 "t.resource_id",
             )
