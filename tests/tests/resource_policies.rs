@@ -79,6 +79,14 @@ async fn sims_in_db(app: &TestApp, parent: &Parent) -> Vec<(String, String, Stri
     .collect()
 }
 
+/// How many resources of the tree are in `status`.
+async fn count(app: &TestApp, parent: &Parent, status: &str) -> String {
+    let sql = format!("SELECT COUNT(*) FROM resources WHERE tree_id = $1 AND status = '{status}'");
+    app.query_rows(&sql, &parent.id).await[0][0]
+        .clone()
+        .unwrap()
+}
+
 fn status_of<'a>(all: &'a [(String, String, String)], identifier: &str) -> &'a str {
     &all.iter()
         .find(|(i, _, _)| i == identifier)
@@ -329,5 +337,82 @@ both_backends! {
             .expect(200);
         assert_eq!(status_of(&sims(&app, &parent).await, &ids[0]), "active");
         assert_history_complete(&app, &parent.id).await;
+    }
+}
+
+both_backends! {
+    async fn a_tree_of_thousands_of_sims_is_suspended_set_based(app) {
+        const SUBS: usize = 500;
+        const PER_SUB: usize = 10;
+        let parent = app.parent("acme.example", "enterprise").await;
+        let raw: Vec<RawSub> = (0..SUBS)
+            .map(|i| RawSub {
+                name: format!("Fleet {i}"),
+                email: format!("fleet{i}@acme.example"),
+                status: "active",
+            })
+            .collect();
+        app.insert_subaccounts(&parent.id, &raw).await;
+        let subs: Vec<String> = app
+            .query_rows("SELECT id FROM accounts WHERE parent_id = $1 ORDER BY id", &parent.id)
+            .await
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        assert_eq!(subs.len(), SUBS);
+        let ids = iccids("8945", 1, (SUBS * PER_SUB) as u64);
+        app.provision(&parent, "sim", &ids, Value::Null).await;
+        // PER_SUB active SIMs into each sub-account, as operations would.
+        let p = &parent.id;
+        let mut setup: Vec<String> = subs
+            .iter()
+            .map(|s| {
+                format!(
+                    "UPDATE resources SET account_id = '{s}', status = 'active', seq = seq + 1
+                      WHERE id IN (SELECT id FROM resources WHERE account_id = '{p}' AND kind = 'sim'
+                                   ORDER BY id LIMIT {PER_SUB})"
+                )
+            })
+            .collect();
+        setup.push(format!(
+            "INSERT INTO resource_history
+                 (resource_id, seq, event, from_account_id, account_id, from_status, status,
+                  operation_id, at)
+             SELECT r.id, r.seq, 'transfer', '{p}', r.account_id, 'inventory', r.status, 'op_setup', 1
+               FROM resources r
+              WHERE r.tree_id = '{p}' AND NOT EXISTS
+                    (SELECT 1 FROM resource_history h WHERE h.resource_id = r.id AND h.seq = r.seq)"
+        ));
+        exec(&app, &setup).await;
+        let platform = r#"
+            fn evaluate(hook, input) {
+                switch input.event {
+                    "parent.suspended" => #{ subaccounts: #{ by_status: #{ active: "suspended" } }, resources: "suspend" },
+                    "parent.unsuspended" => #{ subaccounts: #{ by_status: #{ suspended_by_parent: "restore" } }, resources: "resume" },
+                    _ => #{}
+                }
+            }"#;
+        app.install_policy(None, "sims follow the tree", "cascade", Code::Rhai(platform), "enforce")
+            .await;
+        assert_eq!(count(&app, &parent, "active").await, (SUBS * PER_SUB).to_string());
+        let started = std::time::Instant::now();
+        app.op_post(&format!("/v1/operator/accounts/{}/suspend", parent.id), json!({}))
+            .await
+            .expect(200);
+        let suspend = started.elapsed();
+        assert_eq!(count(&app, &parent, "suspended").await, (SUBS * PER_SUB).to_string());
+        assert_history_complete(&app, &parent.id).await;
+        let started = std::time::Instant::now();
+        app.op_post(&format!("/v1/operator/accounts/{}/unsuspend", parent.id), json!({}))
+            .await
+            .expect(200);
+        let resume = started.elapsed();
+        assert_eq!(count(&app, &parent, "active").await, (SUBS * PER_SUB).to_string());
+        assert_history_complete(&app, &parent.id).await;
+        eprintln!(
+            "{:?}: {SUBS} sub-accounts, {} SIMs: suspended in {suspend:?}, resumed in {resume:?}",
+            app.backend,
+            SUBS * PER_SUB
+        );
     }
 }
