@@ -23,6 +23,7 @@ pub mod notifications;
 pub mod operations;
 pub mod password_resets;
 pub mod policies;
+pub mod resource_status;
 pub mod resources;
 pub mod retention;
 pub mod settings;
