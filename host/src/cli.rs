@@ -87,6 +87,10 @@ struct Serve {
     /// (only behind a proxy that always sets it); default: the peer address.
     #[arg(long, env = "CANOPY_TRUST_FORWARDED_FOR", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0, default_missing_value = "true", default_value = "false")]
     trust_forwarded_for: bool,
+    /// Milliseconds a host's claim on a bulk operation lasts unless renewed
+    /// (each chunk renews it); after that another host takes it over.
+    #[arg(long, env = "CANOPY_OPERATION_LEASE_MS", default_value_t = crate::ops::operations::LEASE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    operation_lease_ms: u64,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -177,6 +181,7 @@ fn run_serve(serve: Serve) -> ExitCode {
                 breaker_failures: serve.policy_breaker_failures,
                 breaker_cool_down: Duration::from_secs(serve.policy_breaker_cool_down_secs),
                 trust_forwarded_for: serve.trust_forwarded_for,
+                operation_lease: Duration::from_millis(serve.operation_lease_ms),
                 ..Settings::default()
             },
             defaults_runtime: if serve.default_policies_runtime == "wasm" {

@@ -24,6 +24,9 @@ pub const BEFORE_SEND_WRITE: &str = "before-send-write";
 /// its transaction and before it changes it.
 pub const BEFORE_ACCEPTANCE_STATUS: &str = "before-acceptance-status";
 
+/// A bulk operation's worker, after a chunk committed and before the next.
+pub const BETWEEN_OPERATION_CHUNKS: &str = "between-operation-chunks";
+
 /// Arms the point named by `CANOPY_TEST_CRASH_AT` (test servers only).
 pub fn arm_from_env() {
     if let Ok(point) = std::env::var("CANOPY_TEST_CRASH_AT")

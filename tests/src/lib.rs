@@ -5,6 +5,7 @@
 
 pub mod process;
 pub mod resources;
+pub mod sims;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -389,3 +389,127 @@ both_backends! {
         assert_eq!(m(&summary["total"]), 22_500);
     }
 }
+
+/// Waits for the operation `accepted` names to finish; its report.
+async fn finished(app: &TestApp, account: &str, key: &str, accepted: Value) -> Value {
+    let id = accepted["operation"]["id"].as_str().unwrap().to_string();
+    for _ in 0..400 {
+        let op = app
+            .get(&format!("/v1/accounts/{account}/operations/{id}"), key)
+            .await
+            .expect(200);
+        if op["status"] == "completed" || op["status"] == "failed" {
+            return op;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("operation {id} did not finish");
+}
+
+fn item<'a>(invoice: &'a Value, resource: &str, account: &str) -> &'a Value {
+    invoice["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["resource_id"] == resource && i["account_id"] == account)
+        .unwrap_or_else(|| panic!("no item of {resource} in {account}: {invoice}"))
+}
+
+both_backends! {
+    async fn proration_of_a_move_and_an_activation_to_the_micro_unit(app) {
+        app.set_clock("2031-04-05T10:00:00Z").await;
+        let parent = app.parent("move.example", "enterprise").await;
+        app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "100.00"}))
+            .await
+            .expect(201);
+        let basic = offer(&app, "Line basic", "line", "6.00", "USD").await;
+        let premium = offer(&app, "Line premium", "line", "10.00", "USD").await;
+        let iot = offer(&app, "IoT", "sim", "5.00", "USD").await;
+        set_default_line_offer(&app, &parent, &basic).await;
+        let sub = app
+            .try_sub(&parent, "Mover", "mover@move.example", json!({"invite": false}))
+            .await
+            .expect(201)["id"].as_str().unwrap().to_string();
+        for (kind, id) in [("line", &premium), ("sim", &iot)] {
+            app.request(
+                reqwest::Method::PUT,
+                &format!("/v1/accounts/{sub}/offer"),
+                Some(&parent.key),
+                Some(json!({"kind": kind, "offer_id": id})),
+            )
+            .await
+            .expect(200);
+        }
+        provision_lines(&app, &parent, &["+15550400001"]).await;
+        let line = app.all_resources(&parent.id, &parent.key, "kind=line").await[0]["id"]
+            .as_str().unwrap().to_string();
+
+        // The line moves on day 10 of April (30 days).
+        app.set_clock("2031-04-10T15:00:00Z").await;
+        let accepted = app
+            .post(&format!("/v1/accounts/{}/resource-transfers", parent.id), &parent.key, json!({"to": sub, "resource_ids": [line]}))
+            .await
+            .expect(202);
+        let op = finished(&app, &parent.id, &parent.key, accepted).await;
+        assert_eq!(op["succeeded"], 1, "{op}");
+
+        // A SIM arrives on day 3 of May (31 days), moves on day 15 and is
+        // activated late on day 20.
+        app.set_clock("2031-05-03T10:00:00Z").await;
+        let iccid = canopy_e2e::resources::iccids("8988", 1, 1);
+        app.provision(&parent, "sim", &iccid, Value::Null).await;
+        let sim = app.all_resources(&parent.id, &parent.key, "kind=sim").await[0]["id"]
+            .as_str().unwrap().to_string();
+        app.set_clock("2031-05-15T10:00:00Z").await;
+        let accepted = app
+            .post(&format!("/v1/accounts/{}/resource-transfers", parent.id), &parent.key, json!({"to": sub, "resource_ids": [sim]}))
+            .await
+            .expect(202);
+        assert_eq!(finished(&app, &parent.id, &parent.key, accepted).await["succeeded"], 1);
+        app.set_clock("2031-05-20T23:30:00Z").await;
+        let accepted = app
+            .post(&format!("/v1/accounts/{sub}/resource-actions"), &parent.key, json!({"action": "activate", "resource_ids": [sim]}))
+            .await
+            .expect(202);
+        assert_eq!(finished(&app, &sub, &parent.key, accepted).await["succeeded"], 1);
+
+        app.set_clock("2031-06-01T00:05:00Z").await;
+        let list = invoices(&app, &parent).await;
+        let by_period = |p: &str| {
+            list.iter().find(|i| i["period"] == p).unwrap()["id"].as_str().unwrap().to_string()
+        };
+        let april = app
+            .get(&format!("/v1/accounts/{}/invoices/{}", parent.id, by_period("2031-04")), &parent.key)
+            .await
+            .expect(200);
+        // April: days 5-9 end in Available at 6.00 / 30 = 0.200000 a day:
+        // 1.000000. Days 10-30 end in the sub-account at 10.00 / 30 =
+        // 0.3333333 -> 0.333333 a day: 21 x 0.333333 = 6.999993.
+        let available = item(&april, &line, &parent.id);
+        assert_eq!((available["days"].as_u64(), m(&available["amount"])), (Some(5), 1_000_000));
+        let moved = item(&april, &line, &sub);
+        assert_eq!((moved["days"].as_u64(), m(&moved["amount"])), (Some(21), 6_999_993));
+        assert_eq!(m(&group(&april, &sub)["recurring"]), 6_999_993);
+        assert_eq!(m(&april["total"]), 7_999_993);
+
+        let may = app
+            .get(&format!("/v1/accounts/{}/invoices/{}", parent.id, by_period("2031-05")), &parent.key)
+            .await
+            .expect(200);
+        // May: the SIM from day 20 to 31, 12 days at 5.00 / 31 = 0.16129032
+        // -> 0.161290: 1.935480. The line all 31 days at 10.00 / 31 =
+        // 0.32258064 -> 0.322581: 10.000011 (rounded per day).
+        let sim_item = item(&may, &sim, &sub);
+        assert_eq!((sim_item["days"].as_u64(), m(&sim_item["amount"])), (Some(12), 1_935_480));
+        let line_item = item(&may, &line, &sub);
+        assert_eq!((line_item["days"].as_u64(), m(&line_item["amount"])), (Some(31), 10_000_011));
+        let g = group(&may, &sub);
+        assert_eq!((g["lines"].as_u64(), g["sims"].as_u64(), g["resource_days"].as_u64()), (Some(1), Some(1), Some(43)));
+        assert_eq!(m(&g["recurring"]), 11_935_491);
+        // The SIM's days in Available (inventory) cost nothing.
+        assert_eq!(group(&may, &parent.id)["resource_days"], 0);
+        // Charged in full from the prepaid balance: 100 - 7.999993 - 11.935491.
+        assert_eq!(app.money(&parent.id, &parent.key, "balance").await, "80.064516");
+        app.assert_ledger_balanced().await;
+    }
+}

@@ -35,6 +35,7 @@ pub mod ledger;
 pub mod merges;
 pub mod money;
 pub mod names;
+pub mod operations;
 pub mod resources;
 pub mod retention;
 pub mod role;

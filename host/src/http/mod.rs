@@ -11,6 +11,7 @@ mod identity;
 mod members;
 mod merges;
 mod money;
+mod operations;
 mod operator;
 mod params;
 mod platform_settings;
@@ -76,6 +77,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(identity::router())
         .merge(money::router())
         .merge(billing::router())
+        .merge(operations::router())
         .merge(policies::router())
         .merge(merges::router())
         .merge(platform_settings::router())

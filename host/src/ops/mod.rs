@@ -18,6 +18,7 @@ pub mod members;
 pub mod merges;
 pub mod messages;
 pub mod money;
+pub mod operations;
 pub mod outbox;
 pub mod parents;
 pub mod platform_settings;
@@ -70,6 +71,9 @@ pub struct Settings {
     /// `X-Forwarded-For` entry (set by a proxy in front) rather than the
     /// peer; off unless such a proxy always sets it.
     pub trust_forwarded_for: bool,
+    /// How long a host's claim on a bulk operation lasts unless renewed
+    /// (every chunk renews it); then another host takes it over.
+    pub operation_lease: Duration,
 }
 
 impl Default for Settings {
@@ -87,6 +91,7 @@ impl Default for Settings {
             breaker_cool_down: crate::policy::breaker::COOL_DOWN,
             subaccounts_max: subaccounts::SUBACCOUNTS_MAX,
             trust_forwarded_for: false,
+            operation_lease: operations::LEASE,
         }
     }
 }

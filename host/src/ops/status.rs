@@ -12,7 +12,7 @@ use crate::error::PolicyRef;
 use crate::policy::input::{self, PrincipalDoc};
 use std::collections::{HashMap, HashSet};
 
-use crate::policy::output::{CascadePlan, ReturnAmount, ReturnPlan, StatusPlan, Target};
+use crate::policy::output::{CascadePlan, Resources, ReturnAmount, ReturnPlan, StatusPlan, Target};
 use crate::policy::{Scope, View};
 use crate::store::accounts::StatusChange;
 use crate::store::{self, Tx};
@@ -36,6 +36,14 @@ impl Event {
             Event::SubaccountUnsuspended => "subaccount.unsuspended",
         }
     }
+
+    /// The suspension a reactivation undoes; a suspension itself.
+    fn suspension(self) -> Event {
+        match self {
+            Event::ParentSuspended | Event::ParentUnsuspended => Event::ParentSuspended,
+            Event::SubaccountSuspended | Event::SubaccountUnsuspended => Event::SubaccountSuspended,
+        }
+    }
 }
 
 fn changed_meanwhile(id: &str) -> Error {
@@ -44,12 +52,14 @@ fn changed_meanwhile(id: &str) -> Error {
     ))
 }
 
-/// A cascade plan the host accepted: status changes, and the sub-accounts
-/// whose whole budget returns to the parent.
+/// A cascade plan the host accepted: status changes, the sub-accounts
+/// whose whole budget returns to the parent, and what the SIMs of the
+/// sub-accounts suspended or reactivated do.
 #[derive(Debug, Default)]
 struct Checked {
     steps: Vec<(Account, StatusChange)>,
     returns: Vec<Account>,
+    resources: Resources,
 }
 
 /// The sub-accounts concerned, by id.
@@ -222,7 +232,28 @@ fn checked_steps(
         .into_iter()
         .cloned()
         .collect();
-    Ok(Checked { steps, returns })
+    // SIMs are suspended on a suspension and resumed on a reactivation only.
+    let suspension = event.suspension() == event;
+    let resources = match plan.resources {
+        Resources::Suspend if !suspension => {
+            return Err(refuse(format!(
+                "`resources: \"suspend\"` applies on a suspension, not on {}",
+                event.name()
+            )));
+        }
+        Resources::Resume if suspension => {
+            return Err(refuse(format!(
+                "`resources: \"resume\"` applies on a reactivation, not on {}",
+                event.name()
+            )));
+        }
+        r => r,
+    };
+    Ok(Checked {
+        steps,
+        returns,
+        resources,
+    })
 }
 
 impl Canopy {
@@ -314,6 +345,30 @@ impl Canopy {
         Ok(())
     }
 
+    /// Applies a plan's `resources` to the SIMs of `holders`, the
+    /// sub-accounts `event` on `account_id` suspends or reactivates, in the
+    /// operation's transaction. A reactivation resumes only the SIMs the
+    /// matching suspension's cascade suspended and nothing changed since
+    /// (`store::resource_status`).
+    async fn apply_resources(
+        tx: &mut Tx,
+        (event, account_id): (Event, &str),
+        resources: Resources,
+        holders: &[&str],
+        now_us: i64,
+    ) -> Result<u64> {
+        use store::resource_status::{marker, resume_sims, suspend_sims};
+        let this = marker(event.name(), account_id);
+        match resources {
+            Resources::Keep => Ok(0),
+            Resources::Suspend => suspend_sims(tx, holders, &this, now_us).await,
+            Resources::Resume => {
+                let suspended_by = marker(event.suspension().name(), account_id);
+                resume_sims(tx, holders, &suspended_by, &this, now_us).await
+            }
+        }
+    }
+
     async fn reread(tx: &mut Tx, id: &str) -> Result<Account> {
         store::accounts::get(tx, id)
             .await?
@@ -357,6 +412,14 @@ impl Canopy {
             suspended_by: Some(SuspendedBy::Own),
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        Self::apply_resources(
+            &mut tx,
+            (Event::SubaccountSuspended, &sub.id),
+            plan.resources,
+            &[sub.id.as_str()],
+            now_us,
+        )
+        .await?;
         for returned in &plan.returns {
             self.return_all(&mut tx, actor.tree_parent(), returned, now_us)
                 .await?;
@@ -409,6 +472,14 @@ impl Canopy {
                 previous_status: None,
                 suspended_by: None,
             },
+            now_us,
+        )
+        .await?;
+        Self::apply_resources(
+            &mut tx,
+            (Event::SubaccountUnsuspended, &sub.id),
+            plan.resources,
+            &[sub.id.as_str()],
             now_us,
         )
         .await?;
@@ -511,12 +582,22 @@ impl Canopy {
             now_us,
         )
         .await?;
+        // Every step of a parent's plan suspends (or reactivates) its sub-account.
+        let holders: Vec<&str> = plan.steps.iter().map(|(s, _)| s.id.as_str()).collect();
+        let sims = Self::apply_resources(
+            &mut tx,
+            (event, &parent.id),
+            plan.resources,
+            &holders,
+            now_us,
+        )
+        .await?;
         // Budgets return only where the plan says so (default: none).
         self.return_budgets(&mut tx, &parent, &plan.returns, now_us)
             .await?;
         let account = Self::reread(&mut tx, &parent.id).await?;
         tx.commit().await.map_err(store::db_error)?;
-        tracing::info!(account = %parent.id, event = event.name(), subaccounts = plan.steps.len(), returned = plan.returns.len(), "parent status changed");
+        tracing::info!(account = %parent.id, event = event.name(), subaccounts = plan.steps.len(), returned = plan.returns.len(), sims, "parent status changed");
         Ok(account)
     }
 
@@ -596,6 +677,7 @@ mod tests {
             ),
             returns: ReturnPlan::List(vec![]),
             campaigns: Campaigns::Keep,
+            resources: Resources::Keep,
         }
     }
 
@@ -732,6 +814,53 @@ mod tests {
                 "{event:?} {out}"
             );
         }
+    }
+
+    #[test]
+    fn sims_follow_only_the_matching_event() {
+        let subs = tree();
+        let with =
+            |resources: &str| rules(serde_json::json!({"subaccounts": [], "resources": resources}));
+        for event in [Event::ParentSuspended, Event::SubaccountSuspended] {
+            let ok = checked_steps(event, &policy(), &with("suspend"), &subs, None).unwrap();
+            assert_eq!(ok.resources, Resources::Suspend);
+            let refused = checked_steps(event, &policy(), &with("resume"), &subs, None);
+            let Err(Error::PolicyFailed(p)) = refused else {
+                panic!("{event:?}: {refused:?}")
+            };
+            assert!(
+                p.reason.contains("applies on a reactivation"),
+                "{}",
+                p.reason
+            );
+        }
+        for event in [Event::ParentUnsuspended, Event::SubaccountUnsuspended] {
+            let ok = checked_steps(event, &policy(), &with("resume"), &subs, None).unwrap();
+            assert_eq!(ok.resources, Resources::Resume);
+            let refused = checked_steps(event, &policy(), &with("suspend"), &subs, None);
+            assert!(matches!(refused, Err(Error::PolicyFailed(_))), "{event:?}");
+        }
+        // `keep`, written or left out, applies on every event.
+        for event in [
+            Event::ParentSuspended,
+            Event::ParentUnsuspended,
+            Event::SubaccountSuspended,
+            Event::SubaccountUnsuspended,
+        ] {
+            let ok = checked_steps(event, &policy(), &with("keep"), &subs, None).unwrap();
+            assert_eq!(ok.resources, Resources::Keep);
+            let ok = checked_steps(event, &policy(), &plan(&[]), &subs, None).unwrap();
+            assert_eq!(ok.resources, Resources::Keep);
+        }
+        // A reactivation undoes its own kind of suspension.
+        assert_eq!(
+            Event::ParentUnsuspended.suspension(),
+            Event::ParentSuspended
+        );
+        assert_eq!(
+            Event::SubaccountUnsuspended.suspension(),
+            Event::SubaccountSuspended
+        );
     }
 
     #[test]

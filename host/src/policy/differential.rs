@@ -174,9 +174,24 @@ const ACTIONS: &[&str] = &[
     "message.list",
     "policy.manage",
     "decision.list",
+    // Lines and SIMs (issue 9).
+    "resource.list",
+    "resource.transfer",
+    "resource.activate",
+    "resource.suspend",
+    "resource.resume",
+    "resource.terminate",
+    "resource.disconnect",
+    "operation.read",
+    "offer.assign",
+    "billing.read",
+    "invoice.read",
+    "merge.request",
+    "merge.approve",
     "parent.suspend",
     "parent.unsuspend",
     "parent.create",
+    "resource.provision",
 ];
 
 /// The free-mail domains of `policies/subaccount_validate.rhai`.
@@ -441,6 +456,13 @@ fn authorize_doc() -> BoxedStrategy<Value> {
                 "timezone",
                 "credit",
                 "role",
+                "to",
+                "resource_ids",
+                "filter",
+                "action",
+                "offer_id",
+                "sources",
+                "target",
             ][..],
         ),
         0..4,
@@ -565,6 +587,11 @@ fn visibility_doc() -> BoxedStrategy<Value> {
             "decisions",
             "pricing",
             "usage",
+            "resources",
+            "operations",
+            "offers",
+            "billing",
+            "invoices",
         ],
         false,
     );
@@ -668,8 +695,13 @@ fn odd_value() -> BoxedStrategy<Option<Value>> {
             "gmail.com",
             "acme.example",
             "account.read",
+            "resource.transfer",
+            "resource.activate",
             "parent.suspended",
             "parent.unsuspended",
+            "keep",
+            "suspend",
+            "resume",
             "",
         ][..],
     );
@@ -855,10 +887,11 @@ fn generators_reach_every_branch() {
             }
             Hook::Visibility => format!("{} {}", out["hide"], out["rows"]),
             Hook::Cascade => format!(
-                "{} {}",
+                "{} {} {}",
                 out["campaigns"],
                 // The defaults' plans over a tree are rules, never lists.
-                out["subaccounts"].is_object()
+                out["subaccounts"].is_object(),
+                out["resources"]
             ),
         }
     }
@@ -886,12 +919,13 @@ fn generators_reach_every_branch() {
         ),
         (
             Hook::Cascade,
+            // The defaults keep SIMs as they are on every event.
             &[
-                "\"queue\" true",
-                "\"queue\" false",
-                "\"submit\" true",
-                "\"submit\" false",
-                "\"keep\" false",
+                "\"queue\" true \"keep\"",
+                "\"queue\" false \"keep\"",
+                "\"submit\" true \"keep\"",
+                "\"submit\" false \"keep\"",
+                "\"keep\" false \"keep\"",
             ],
         ),
     ];
@@ -950,4 +984,159 @@ fn free_mail_subdomains_and_huge_domains_agree() {
         });
         agree(Hook::SubaccountValidate, &input).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// The principal of a user of `kind` (`parent` or `subaccount`) acting in
+/// its own account with `role`.
+fn user(role: &str, kind: &str, module: &str) -> Value {
+    json!({
+        "user_id": "usr_0190a1b2c3d4e5f60718293a4b5c6d80", "role": role,
+        "account_id": "acct_0190a1b2c3d4e5f60718293a4b5c6d7f", "account_kind": kind,
+        "module": module, "relation": "self",
+    })
+}
+
+/// The resource actions by role (seed 002, issue 9), in both runtimes:
+/// only the parent's admin moves resources between places, assigns offers,
+/// reads bills and merges; a sub-account's admin acts on what it holds;
+/// advanced users list resources and follow operations.
+#[test]
+fn resource_actions_by_role_in_both_runtimes() {
+    let parent_only = [
+        "resource.transfer",
+        "offer.assign",
+        "billing.read",
+        "invoice.read",
+        "merge.request",
+        "merge.approve",
+    ];
+    let sub_admin = [
+        "resource.list",
+        "resource.activate",
+        "resource.suspend",
+        "resource.resume",
+        "resource.terminate",
+        "resource.disconnect",
+        "operation.read",
+    ];
+    let decide = |principal: Value, action: &str| {
+        let input = json!({"hook": "authorize", "principal": principal, "action": action,
+                           "target": null, "fields": []});
+        let (rhai, wasm) = run_both(Hook::Authorize, &input);
+        let (rhai, wasm) = (rhai.expect("Rhai decides"), wasm.expect("Wasm decides"));
+        assert_eq!(rhai, wasm, "{action}");
+        rhai["decision"].as_str().expect("a decision").to_string()
+    };
+    for module in ["enterprise", "reseller"] {
+        for action in parent_only.iter().chain(&sub_admin) {
+            assert_eq!(
+                decide(user("admin", "parent", module), action),
+                "allow",
+                "{action}"
+            );
+            let want = if sub_admin.contains(action) {
+                "allow"
+            } else {
+                "deny"
+            };
+            assert_eq!(
+                decide(user("admin", "subaccount", module), action),
+                want,
+                "{action}"
+            );
+            let want = if matches!(*action, "resource.list" | "operation.read") {
+                "allow"
+            } else {
+                "deny"
+            };
+            for kind in ["parent", "subaccount"] {
+                assert_eq!(
+                    decide(user("advanced", kind, module), action),
+                    want,
+                    "{action}"
+                );
+                assert_eq!(
+                    decide(user("basic", kind, module), action),
+                    "deny",
+                    "{action}"
+                );
+            }
+        }
+    }
+    // The two the issue names: a sub-account's admin activates its SIMs but
+    // never moves them (Twilio's error 21474).
+    let sub = user("admin", "subaccount", "enterprise");
+    assert_eq!(decide(sub.clone(), "resource.transfer"), "deny");
+    assert_eq!(decide(sub, "resource.activate"), "allow");
+    // A parent's admin acting in a sub-account does what it does at home;
+    // no one else of the parent may.
+    let mut from_parent = user("admin", "parent", "enterprise");
+    from_parent["relation"] = json!("parent_of");
+    assert_eq!(decide(from_parent.clone(), "resource.transfer"), "allow");
+    from_parent["role"] = json!("advanced");
+    assert_eq!(decide(from_parent, "resource.list"), "deny");
+}
+
+/// Every default cascade plan keeps SIMs as they are, in both runtimes, and
+/// says so (`"resources": "keep"`).
+#[test]
+fn default_cascades_keep_sims() {
+    for sample in samples::of(Hook::Cascade) {
+        for event in [
+            "parent.suspended",
+            "parent.unsuspended",
+            "subaccount.suspended",
+            "subaccount.unsuspended",
+        ] {
+            let mut input = sample.clone();
+            input["event"] = json!(event);
+            let (rhai, wasm) = run_both(Hook::Cascade, &input);
+            let (rhai, wasm) = (rhai.expect("Rhai plans"), wasm.expect("Wasm plans"));
+            assert_eq!(rhai, wasm, "{event}");
+            assert_eq!(rhai["resources"], "keep", "{event}");
+            let plan = super::output::cascade_plan(&rhai).expect("a plan the host reads");
+            assert_eq!(plan.resources, super::output::Resources::Keep);
+        }
+    }
+}
+
+/// Offers and fees are in group `plan` (issue 9): the defaults hide it,
+/// with pricing, balance and usage, from a reseller sub-account's own users
+/// of every role, and show it to an enterprise sub-account's and to
+/// parents (seed 001), in both runtimes.
+#[test]
+fn plan_is_hidden_from_reseller_subaccounts_only() {
+    let hidden = |principal: Value| {
+        let input = json!({"hook": "visibility", "principal": principal,
+                           "action": "resource.list", "resource": "resources", "target": null});
+        let (rhai, wasm) = run_both(Hook::Visibility, &input);
+        let (rhai, wasm) = (rhai.expect("Rhai decides"), wasm.expect("Wasm decides"));
+        assert_eq!(rhai, wasm);
+        let view = super::output::view(&rhai)
+            .expect("a view")
+            .expect("an allow");
+        super::output::FIELD_GROUPS
+            .into_iter()
+            .filter(|g| view.hides(g))
+            .collect::<Vec<_>>()
+    };
+    for role in ["admin", "advanced", "basic"] {
+        assert_eq!(
+            hidden(user(role, "subaccount", "reseller")),
+            ["pricing", "balance", "usage", "plan"],
+            "{role}"
+        );
+        assert!(
+            hidden(user(role, "subaccount", "enterprise")).is_empty(),
+            "{role}"
+        );
+        assert!(
+            hidden(user(role, "parent", "reseller")).is_empty(),
+            "{role}"
+        );
+    }
+    // A parent's admin looking into a reseller sub-account sees its plan.
+    let mut from_parent = user("admin", "parent", "reseller");
+    from_parent["relation"] = json!("parent_of");
+    assert!(hidden(from_parent).is_empty());
 }

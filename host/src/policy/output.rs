@@ -54,6 +54,7 @@ pub struct CascadePlan {
     pub subaccounts: StatusPlan,
     pub returns: ReturnPlan,
     pub campaigns: Campaigns,
+    pub resources: Resources,
 }
 
 /// Where a sub-account's status goes.
@@ -186,6 +187,42 @@ pub enum Campaigns {
     Delete,
 }
 
+/// What the SIMs of the sub-accounts a plan suspends or reactivates do
+/// (`resources`; default `keep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resources {
+    /// Nothing changes.
+    #[default]
+    Keep,
+    /// On a suspension: each `active` SIM of a suspended sub-account
+    /// becomes `suspended`.
+    Suspend,
+    /// On a reactivation: the SIMs that the matching suspension's cascade
+    /// suspended become `active` again.
+    Resume,
+}
+
+impl Resources {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resources::Keep => "keep",
+            Resources::Suspend => "suspend",
+            Resources::Resume => "resume",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Resources, Fault> {
+        match name {
+            "keep" => Ok(Resources::Keep),
+            "suspend" => Ok(Resources::Suspend),
+            "resume" => Ok(Resources::Resume),
+            other => Err(Fault(format!(
+                "`resources` must be keep, suspend or resume, not {other:?}"
+            ))),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionDoc {
@@ -281,6 +318,8 @@ struct PlanDoc {
     returns: Either<Vec<ReturnDoc>, ReturnRulesDoc>,
     #[serde(default = "keep")]
     campaigns: String,
+    #[serde(default = "keep")]
+    resources: String,
 }
 
 fn keep() -> String {
@@ -414,6 +453,7 @@ pub fn cascade_plan(out: &Value) -> Result<CascadePlan, Fault> {
         subaccounts,
         returns,
         campaigns,
+        resources: Resources::parse(&doc.resources)?,
     })
 }
 
@@ -492,6 +532,45 @@ mod tests {
         assert_eq!(plan.campaigns, Campaigns::Queue);
         assert!(cascade_plan(&json!({"returns": [{"id": "a", "amount": "12"}]})).is_err());
         assert!(cascade_plan(&json!({"subaccounts": [{"id": "a", "status": "gone"}]})).is_err());
+    }
+
+    #[test]
+    fn cascade_resources_parse_strictly() {
+        // Left out: keep.
+        assert_eq!(cascade_plan(&json!({})).unwrap().resources, Resources::Keep);
+        for (name, want) in [
+            ("keep", Resources::Keep),
+            ("suspend", Resources::Suspend),
+            ("resume", Resources::Resume),
+        ] {
+            let plan = cascade_plan(&json!({"subaccounts": [], "resources": name})).unwrap();
+            assert_eq!(plan.resources, want);
+            assert_eq!(want.as_str(), name);
+        }
+        for bad in [
+            json!({"resources": "Suspend"}),
+            json!({"resources": " suspend"}),
+            json!({"resources": "suspended"}),
+            json!({"resources": "activate"}),
+            json!({"resources": ""}),
+            json!({"resources": null}),
+            json!({"resources": true}),
+            json!({"resources": ["suspend"]}),
+            json!({"resources": {"sim": "suspend"}}),
+            // Still no field but the plan's.
+            json!({"resources": "keep", "lines": "keep"}),
+        ] {
+            let err = cascade_plan(&bad).expect_err(&bad.to_string());
+            assert!(!err.0.is_empty());
+        }
+        // The message names the field and its values.
+        let err = cascade_plan(&json!({"resources": "pause"})).unwrap_err();
+        assert!(
+            err.0
+                .contains("`resources` must be keep, suspend or resume"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! - `switch p.role`: a role that is not one of the three strings has no
 //!   permission (`_ => []`); `admin` reads `p.account_kind` (any value but
 //!   `"parent"` means a sub-account's admin);
-//! - `contains(input.action)` is true only for a string action;
+//! - `switch action` (each role's permissions): only a string action
+//!   matches a case;
 //! - the deny reason interpolates `p.role` and `input.action` as Rhai shows
 //!   them (`()` is empty, `1.0` stays `1.0`, arrays and maps in debug form)
-//!   and fails, as in Rhai, when it is longer than 65,536 bytes.
+//!   and fails, as in Rhai, when it is longer than the sandbox's string
+//!   limit (1 MiB).
 
 use canopy_policy::rhai::{check_string, contains_str, get, is_str, map, to_string};
 use canopy_policy::serde_json::{Value, json};
@@ -42,6 +44,19 @@ const PARENT_ADMIN: &[&str] = &[
     "message.list",
     "policy.manage",
     "decision.list",
+    "resource.list",
+    "resource.transfer",
+    "resource.activate",
+    "resource.suspend",
+    "resource.resume",
+    "resource.terminate",
+    "resource.disconnect",
+    "operation.read",
+    "offer.assign",
+    "billing.read",
+    "invoice.read",
+    "merge.request",
+    "merge.approve",
 ];
 
 const SUBACCOUNT_ADMIN: &[&str] = &[
@@ -58,6 +73,13 @@ const SUBACCOUNT_ADMIN: &[&str] = &[
     "notification.list",
     "message.send",
     "message.list",
+    "resource.list",
+    "resource.activate",
+    "resource.suspend",
+    "resource.resume",
+    "resource.terminate",
+    "resource.disconnect",
+    "operation.read",
 ];
 
 const ADVANCED: &[&str] = &[
@@ -65,6 +87,8 @@ const ADVANCED: &[&str] = &[
     "member.list",
     "message.send",
     "message.list",
+    "resource.list",
+    "operation.read",
 ];
 
 const BASIC: &[&str] = &["account.read", "message.send", "message.list"];
@@ -159,12 +183,63 @@ mod tests {
         );
     }
 
+    /// Seed 002 and issue 9: only the parent's admin moves resources
+    /// between places, assigns offers, reads bills and merges; a
+    /// sub-account's admin acts on the SIMs and lines it holds.
+    #[test]
+    fn resource_actions_by_role() {
+        let decide = |role: &str, kind: &str, action: &str| {
+            let input =
+                json!({"principal": principal("self", json!(role), kind), "action": action});
+            evaluate("authorize", &input).unwrap()["decision"].clone()
+        };
+        for action in [
+            "resource.list",
+            "resource.transfer",
+            "resource.activate",
+            "resource.suspend",
+            "resource.resume",
+            "resource.terminate",
+            "resource.disconnect",
+            "operation.read",
+            "offer.assign",
+            "billing.read",
+            "invoice.read",
+            "merge.request",
+            "merge.approve",
+        ] {
+            assert_eq!(decide("admin", "parent", action), "allow", "{action}");
+            let sub = if action.starts_with("resource.") && action != "resource.transfer"
+                || action == "operation.read"
+            {
+                "allow"
+            } else {
+                "deny"
+            };
+            assert_eq!(decide("admin", "subaccount", action), sub, "{action}");
+            let advanced = if matches!(action, "resource.list" | "operation.read") {
+                "allow"
+            } else {
+                "deny"
+            };
+            assert_eq!(decide("advanced", "parent", action), advanced, "{action}");
+            assert_eq!(
+                decide("advanced", "subaccount", action),
+                advanced,
+                "{action}"
+            );
+            assert_eq!(decide("basic", "subaccount", action), "deny", "{action}");
+        }
+        // Provisioning is the operator's.
+        assert_eq!(decide("admin", "parent", "resource.provision"), "deny");
+    }
+
     #[test]
     fn errors_where_rhai_errors() {
         assert!(evaluate("authorize", &json!({})).is_err());
         assert!(evaluate("authorize", &json!({"principal": "x"})).is_err());
         assert!(evaluate("authorize", &json!([1])).is_err());
-        let long = json!({"principal": principal("self", json!("basic"), "parent"), "action": "x".repeat(70_000)});
+        let long = json!({"principal": principal("self", json!("basic"), "parent"), "action": "x".repeat(canopy_policy::rhai::STRING_LEN_MAX)});
         assert!(evaluate("authorize", &long).is_err());
     }
 }

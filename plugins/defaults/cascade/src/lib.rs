@@ -10,7 +10,10 @@
 //! - `input` must be a map (`input.event` on anything else is an error);
 //! - `switch input.event`: an event that is not one of the four strings
 //!   (missing, `null`, a number, another name) matches no case, and the plan
-//!   is `{"subaccounts": [], "returns": [], "campaigns": "keep"}`.
+//!   is `{"subaccounts": [], "returns": [], "campaigns": "keep",
+//!   "resources": "keep"}`;
+//! - `resources` is always `"keep"` (seed 000 says nothing about SIMs), and
+//!   written out so the plan shows the field.
 
 use canopy_policy::serde_json::{self, Value, json};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -53,7 +56,12 @@ pub fn evaluate(_hook: &str, input: &str) -> Result<String, String> {
     let Event(event) = serde_json::from_str::<Event>(input)
         .map_err(|e| format!("input: a map was expected ({e})"))?;
     let (changes, campaigns) = plan(event.as_deref());
-    let out = json!({"subaccounts": changes, "returns": [], "campaigns": campaigns});
+    let out = json!({
+        "subaccounts": changes,
+        "returns": [],
+        "campaigns": campaigns,
+        "resources": "keep",
+    });
     serde_json::to_string(&out).map_err(|e| e.to_string())
 }
 
@@ -92,7 +100,7 @@ mod tests {
         ]});
         assert_eq!(
             run(input).unwrap(),
-            json!({"campaigns": "queue", "returns": [], "subaccounts":
+            json!({"campaigns": "queue", "resources": "keep", "returns": [], "subaccounts":
                 {"by_status": {"active": "suspended", "invited": "suspended"}}})
         );
     }
@@ -101,11 +109,11 @@ mod tests {
     fn odd_inputs() {
         assert_eq!(
             run(json!({"event": 3})).unwrap(),
-            json!({"campaigns": "keep", "returns": [], "subaccounts": []})
+            json!({"campaigns": "keep", "resources": "keep", "returns": [], "subaccounts": []})
         );
         assert_eq!(
             run(json!({"event": "parent.unsuspended", "subaccounts": "x"})).unwrap(),
-            json!({"campaigns": "submit", "returns": [],
+            json!({"campaigns": "submit", "resources": "keep", "returns": [],
                    "subaccounts": {"by_status": {"suspended_by_parent": "restore"}}})
         );
         assert!(run(json!([1, 2])).is_err());
