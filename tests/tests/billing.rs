@@ -390,22 +390,6 @@ both_backends! {
     }
 }
 
-/// Waits for the operation `accepted` names to finish; its report.
-async fn finished(app: &TestApp, account: &str, key: &str, accepted: Value) -> Value {
-    let id = accepted["operation"]["id"].as_str().unwrap().to_string();
-    for _ in 0..400 {
-        let op = app
-            .get(&format!("/v1/accounts/{account}/operations/{id}"), key)
-            .await
-            .expect(200);
-        if op["status"] == "completed" || op["status"] == "failed" {
-            return op;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("operation {id} did not finish");
-}
-
 fn item<'a>(invoice: &'a Value, resource: &str, account: &str) -> &'a Value {
     invoice["items"]
         .as_array()
@@ -446,11 +430,7 @@ both_backends! {
 
         // The line moves on day 10 of April (30 days).
         app.set_clock("2031-04-10T15:00:00Z").await;
-        let accepted = app
-            .post(&format!("/v1/accounts/{}/resource-transfers", parent.id), &parent.key, json!({"to": sub, "resource_ids": [line]}))
-            .await
-            .expect(202);
-        let op = finished(&app, &parent.id, &parent.key, accepted).await;
+        let op = app.transfer(&parent, &sub, std::slice::from_ref(&line)).await;
         assert_eq!(op["succeeded"], 1, "{op}");
 
         // A SIM arrives on day 3 of May (31 days), moves on day 15 and is
@@ -461,17 +441,14 @@ both_backends! {
         let sim = app.all_resources(&parent.id, &parent.key, "kind=sim").await[0]["id"]
             .as_str().unwrap().to_string();
         app.set_clock("2031-05-15T10:00:00Z").await;
-        let accepted = app
-            .post(&format!("/v1/accounts/{}/resource-transfers", parent.id), &parent.key, json!({"to": sub, "resource_ids": [sim]}))
-            .await
-            .expect(202);
-        assert_eq!(finished(&app, &parent.id, &parent.key, accepted).await["succeeded"], 1);
+        assert_eq!(app.transfer(&parent, &sub, std::slice::from_ref(&sim)).await["succeeded"], 1);
         app.set_clock("2031-05-20T23:30:00Z").await;
         let accepted = app
             .post(&format!("/v1/accounts/{sub}/resource-actions"), &parent.key, json!({"action": "activate", "resource_ids": [sim]}))
             .await
             .expect(202);
-        assert_eq!(finished(&app, &sub, &parent.key, accepted).await["succeeded"], 1);
+        let op = app.await_operation(&sub, &parent.key, accepted["operation"]["id"].as_str().unwrap()).await;
+        assert_eq!(op["succeeded"], 1, "{op}");
 
         app.set_clock("2031-06-01T00:05:00Z").await;
         let list = invoices(&app, &parent).await;
