@@ -52,6 +52,25 @@ both_backends! {
         assert_eq!(summary["groups"][0]["name"], "Available");
         assert_eq!(summary["total"]["line"], 20);
 
+        // The billing summary groups the same way: Available as its own
+        // group, each sub-account with the lines it holds.
+        let billing = app
+            .get(&format!("/v1/accounts/{}/billing/summary", parent.id), &parent.key)
+            .await
+            .expect(200);
+        let billed = |id: &str| {
+            billing["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["account_id"] == id)
+                .map(|g| g["lines"].as_i64().unwrap())
+                .unwrap_or(0)
+        };
+        assert_eq!((billed(&north), billed(&south), billed(&parent.id)), (3, 9, 8), "{billing}");
+        let available_group = billing["groups"].as_array().unwrap().iter().find(|g| g["account_id"] == parent.id.as_str()).unwrap();
+        assert_eq!(available_group["name"], "Available");
+
         // Each sub-account's view counts its lines; its list shows only them.
         let view = app.get(&format!("/v1/accounts/{north}"), &parent.key).await.expect(200);
         assert_eq!(view["resource_counts"], json!({"line": 3, "sim": 0}));
