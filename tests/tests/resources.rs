@@ -194,4 +194,40 @@ both_backends! {
         assert_eq!(summary["groups"][0], json!({"account_id": parent.id, "name": "Available", "lines": 0, "sims": 3}));
         assert_eq!(summary["total"], json!({"line": 0, "sim": 3}));
     }
+
+    async fn every_resource_route_is_in_the_openapi_document(app) {
+        let spec = app.request(Method::GET, "/openapi.json", None, None).await.expect(200);
+        for path in [
+            "/v1/operator/accounts/{id}/resources",
+            "/v1/accounts/{id}/resources",
+            "/v1/accounts/{id}/resources/summary",
+            "/v1/accounts/{id}/resources/{resource_id}",
+            "/v1/accounts/{id}/resource-transfers",
+            "/v1/accounts/{id}/resource-actions",
+            "/v1/accounts/{id}/operations",
+            "/v1/accounts/{id}/operations/{op_id}",
+            "/v1/operator/accounts/{id}/operations",
+            "/v1/operator/offers",
+            "/v1/accounts/{id}/offer",
+            "/v1/accounts/{id}/billing/summary",
+            "/v1/accounts/{id}/invoices",
+            "/v1/accounts/{id}/invoices/{invoice}",
+            "/v1/operator/accounts/{id}/adjustments",
+            "/v1/accounts/{id}/merges",
+            "/v1/accounts/{id}/merges/{merge_id}/approve",
+            "/v1/accounts/{id}/merges/{merge_id}/reject",
+            "/v1/operator/settings",
+        ] {
+            assert!(spec["paths"].get(path).is_some(), "{path} is documented");
+        }
+        let filters: Vec<&str> = spec["paths"]["/v1/accounts/{id}/resources"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for f in ["kind", "status", "place", "tag", "prefix", "account_id", "limit", "cursor"] {
+            assert!(filters.contains(&f), "filter {f} is documented: {filters:?}");
+        }
+    }
 }
