@@ -14,11 +14,14 @@ use crate::error::FieldError;
 use crate::policy::View;
 use crate::secrets::new_id;
 use crate::store::resources::{Counts, Filter, Place, Provision, Resource};
-use crate::store::{self, db_error};
+use crate::store::{self, Backend, db_error};
 use crate::{Error, Result};
 
 /// Refusals listed per provisioning request; the rest are counted.
 const REFUSALS_LISTED_MAX: usize = 100;
+/// A provisioning batch at least this large refreshes PostgreSQL's
+/// statistics of the resource tables.
+const ANALYZE_AFTER: usize = 1000;
 /// Longest identifier prefix a filter takes.
 const PREFIX_LEN_MAX: usize = 21;
 
@@ -202,6 +205,12 @@ impl Canopy {
         }
         store::idempotency::note_resource_in(&mut tx, &batch_id).await?;
         tx.commit().await.map_err(db_error)?;
+        if self.store.backend == Backend::Postgres && items.len() >= ANALYZE_AFTER {
+            let mut c = self.store.reader().await?;
+            if let Err(e) = store::resources::refresh_statistics(&mut c).await {
+                tracing::warn!(error = %e, "refreshing the resource tables' statistics failed");
+            }
+        }
         Ok(items.len() as i64)
     }
 

@@ -199,6 +199,18 @@ pub fn provision_steps(p: &Provision<'_>) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// PostgreSQL: refreshes the planner's statistics of the resource tables
+/// after a large batch, so the next list walks an index in id order
+/// instead of sorting what stale estimates called a few rows (autovacuum
+/// would get there, but only later). SQLite plans without statistics.
+pub async fn refresh_statistics(c: &mut Conn) -> Result<()> {
+    sqlx::query("ANALYZE resources, resource_tags")
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// How many resources a provisioning batch created (to answer a retry of
 /// a request that committed).
 pub async fn batch_size(c: &mut Conn, batch_id: &str) -> Result<i64> {
