@@ -3,9 +3,12 @@
 //! typed client. Every scenario runs on both backends through
 //! [`both_backends!`].
 
+pub mod campaigns;
 pub mod process;
 pub mod resources;
 pub mod sims;
+pub mod traffic;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -31,6 +31,7 @@ macro_rules! str_enum {
 pub mod account;
 pub mod billing;
 pub mod currency;
+pub mod events;
 pub mod ledger;
 pub mod merges;
 pub mod money;

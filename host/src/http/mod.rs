@@ -3,7 +3,10 @@
 //! generated from the handlers. Handlers call `ops` only.
 
 mod accounts;
+mod analytics;
 mod billing;
+mod campaigns;
+mod conversations;
 mod error;
 mod extract;
 mod idempotency;
@@ -19,6 +22,7 @@ mod policies;
 mod resources;
 mod system;
 mod views;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -82,6 +86,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(merges::router())
         .merge(platform_settings::router())
         .merge(resources::router())
+        .merge(conversations::router())
+        .merge(analytics::router())
+        .merge(campaigns::router())
+        .merge(webhooks::router())
         .merge(system::router())
         .split_for_parts()
 }

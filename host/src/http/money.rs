@@ -235,9 +235,19 @@ pub struct MessageView {
     #[schema(example = "sent")]
     pub status: String,
     pub channel: String,
+    #[schema(example = "outbound")]
+    pub direction: crate::store::messages::Direction,
+    /// The account's line the message went from (outbound) or came to (inbound); absent when none was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     pub to: String,
     pub body: String,
-    pub user_id: String,
+    /// The sender (outbound); for an inbound message, the user who last wrote in its conversation.
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
     /// Group `pricing`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
@@ -247,14 +257,25 @@ pub struct MessageView {
 }
 
 fn message_view(m: &crate::store::messages::Message, view: &crate::policy::View) -> MessageView {
+    use crate::store::messages::Direction;
     let priced = !view.hides("pricing");
     MessageView {
         id: m.id.clone(),
         status: m.status.clone(),
         channel: m.channel.clone(),
-        to: m.to.clone(),
+        direction: m.direction,
+        from: match m.direction {
+            Direction::Outbound => (!m.line.is_empty()).then(|| m.line.clone()),
+            Direction::Inbound => Some(m.remote.clone()),
+        },
+        to: match m.direction {
+            Direction::Outbound => m.remote.clone(),
+            Direction::Inbound => m.line.clone(),
+        },
         body: m.body.clone(),
         user_id: m.user_id.clone(),
+        conversation_id: m.conversation_id.clone(),
+        campaign_id: m.campaign_id.clone(),
         price: priced.then(|| money(m.price)),
         currency: priced.then(|| m.currency.clone()),
         created_at: m.created_at,

@@ -97,9 +97,13 @@ impl Canopy {
         let message = Message {
             id: new_id("msg"),
             account_id: account.id.clone(),
-            user_id: actor.user_id.clone(),
+            user_id: Some(actor.user_id.clone()),
+            direction: store::messages::Direction::Outbound,
             channel: req.channel.clone(),
-            to: to.to_string(),
+            line: String::new(),
+            remote: to.to_string(),
+            conversation_id: None,
+            campaign_id: None,
             body: req.body,
             status: "sent".into(),
             price,
@@ -131,7 +135,7 @@ impl Canopy {
         if price.decimal().is_zero() {
             let steps = hold
                 .into_iter()
-                .chain([store::messages::insert_step(&message, None)])
+                .chain(store::messages::record_steps(&message, None))
                 .collect();
             self.store.write_steps(steps).await.map_err(
                 |e| match store::idempotency::write_error(e) {
@@ -145,7 +149,7 @@ impl Canopy {
             // The charge, the message and any alert are one short write,
             // committed with the others that arrive at once.
             let key = format!("usage:{}", message.id);
-            let mut extra = vec![store::messages::insert_step(&message, Some(&key))];
+            let mut extra = store::messages::record_steps(&message, Some(&key));
             if posting.debit.kind == LedgerKind::Budget {
                 extra.extend(alert_step(account, &key, now_us));
             }

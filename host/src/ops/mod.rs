@@ -9,7 +9,10 @@
 //! opens, so a slow policy never holds SQLite's only write lock.
 
 pub mod access;
+pub mod analytics;
 pub mod billing;
+pub mod campaigns;
+pub mod conversations;
 pub mod idempotency;
 pub mod identity;
 mod locks;
@@ -27,6 +30,7 @@ pub mod resources;
 pub mod retention;
 pub mod status;
 pub mod subaccounts;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

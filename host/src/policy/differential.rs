@@ -192,6 +192,16 @@ const ACTIONS: &[&str] = &[
     "parent.unsuspend",
     "parent.create",
     "resource.provision",
+    // Traffic (issue 10).
+    "conversation.list",
+    "analytics.read",
+    "campaign.create",
+    "campaign.list",
+    "campaign.cancel",
+    "webhook.create",
+    "webhook.list",
+    "webhook.delete",
+    "message.inbound",
 ];
 
 /// The free-mail domains of `policies/subaccount_validate.rhai`.

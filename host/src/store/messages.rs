@@ -1,4 +1,4 @@
-//! Sent messages.
+//! Messages, outbound (sent and charged) and inbound (received on a line).
 
 use sqlx::Row;
 
@@ -10,14 +10,59 @@ use crate::domain::Amount;
 pub struct Message {
     pub id: String,
     pub account_id: String,
-    pub user_id: String,
+    /// The sender of an outbound message; for an inbound one, the user who
+    /// last wrote in its conversation, if any.
+    pub user_id: Option<String>,
+    pub direction: Direction,
     pub channel: String,
-    pub to: String,
+    /// The account's line: `from` of an outbound message, `to` of an
+    /// inbound one; empty when an outbound message names none.
+    pub line: String,
+    /// The other party: the recipient of an outbound message, the sender of
+    /// an inbound one.
+    pub remote: String,
     pub body: String,
+    /// `sent` (outbound) or `received` (inbound).
     pub status: String,
     pub price: Amount,
     pub currency: String,
+    pub conversation_id: Option<String>,
+    pub campaign_id: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "outbound" => Some(Direction::Outbound),
+            "inbound" => Some(Direction::Inbound),
+            _ => None,
+        }
+    }
+}
+
+/// Every statement that records a message in the write that charges it (if
+/// it is charged): the message itself and, on top of it, what is kept on
+/// write (its conversation and the analytics counters). Sends, inbound
+/// messages and campaigns all record through here.
+pub fn record_steps(m: &Message, transfer_key: Option<&str>) -> Vec<Step> {
+    vec![insert_step(m, transfer_key)]
 }
 
 /// Writing a message, paid by the transfer with `transfer_key` (if any).
@@ -28,24 +73,29 @@ pub struct Message {
 /// change cannot commit after it.
 pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
     Step::new(
-        "INSERT INTO messages (id, account_id, user_id, channel, recipient, body, status, price_micros, currency, transfer_id, created_at)
+        "INSERT INTO messages (id, account_id, user_id, channel, remote, body, status, price_micros, currency, transfer_id, created_at,
+                               direction, line, conversation_id, campaign_id)
          VALUES ($1, CASE WHEN (SELECT status FROM accounts WHERE id = $2) = 'active' THEN $2 END,
                  $3, $4, $5, $6, $7, $8,
                  CASE WHEN (SELECT COALESCE(p.currency, a.currency) FROM accounts a
                             LEFT JOIN accounts p ON p.id = a.parent_id WHERE a.id = $2) = $9 THEN $9 END,
-                 (SELECT id FROM transfers WHERE idempotency_key = $10), $11)",
+                 (SELECT id FROM transfers WHERE idempotency_key = $10), $11, $12, $13, $14, $15)",
         vec![
             Arg::Text(Some(m.id.clone())),
             Arg::Text(Some(m.account_id.clone())),
-            Arg::Text(Some(m.user_id.clone())),
+            Arg::Text(m.user_id.clone()),
             Arg::Text(Some(m.channel.clone())),
-            Arg::Text(Some(m.to.clone())),
+            Arg::Text(Some(m.remote.clone())),
             Arg::Text(Some(m.body.clone())),
             Arg::Text(Some(m.status.clone())),
             Arg::Int(Some(m.price.to_micros().expect("prices fit"))),
             Arg::Text(Some(m.currency.clone())),
             Arg::Text(transfer_key.map(str::to_string)),
             Arg::Int(Some(m.created_at.timestamp_micros())),
+            Arg::Text(Some(m.direction.as_str().to_string())),
+            Arg::Text(Some(m.line.clone())),
+            Arg::Text(m.conversation_id.clone()),
+            Arg::Text(m.campaign_id.clone()),
         ],
     )
 }
@@ -122,8 +172,13 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Message> {
         id: r.try_get("id").map_err(db_error)?,
         account_id: r.try_get("account_id").map_err(db_error)?,
         user_id: r.try_get("user_id").map_err(db_error)?,
+        direction: Direction::parse(&r.try_get::<String, _>("direction").map_err(db_error)?)
+            .ok_or_else(|| crate::Error::internal("a message with an unknown direction"))?,
         channel: r.try_get("channel").map_err(db_error)?,
-        to: r.try_get("recipient").map_err(db_error)?,
+        line: r.try_get("line").map_err(db_error)?,
+        remote: r.try_get("remote").map_err(db_error)?,
+        conversation_id: r.try_get("conversation_id").map_err(db_error)?,
+        campaign_id: r.try_get("campaign_id").map_err(db_error)?,
         body: r.try_get("body").map_err(db_error)?,
         status: r.try_get("status").map_err(db_error)?,
         price: Amount::from_micros(r.try_get("price_micros").map_err(db_error)?),

@@ -12,9 +12,13 @@
 //! unique constraints where two hosts could race.
 
 pub mod accounts;
+pub mod analytics;
 pub mod billing;
+pub mod campaigns;
+pub mod conversations;
 pub mod credentials;
 pub mod decisions;
+pub mod events;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
@@ -28,6 +32,7 @@ pub mod resource_status;
 pub mod resources;
 pub mod retention;
 pub mod settings;
+pub mod webhooks;
 
 use std::time::Duration;
 

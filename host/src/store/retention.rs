@@ -99,7 +99,7 @@ pub async fn purge_account(c: &mut Conn, id: &str, cutoff_us: i64, now_us: i64) 
         "DELETE FROM memberships WHERE account_id = $1",
         "DELETE FROM invitations WHERE account_id = $1",
         "DELETE FROM api_keys WHERE account_id = $1",
-        "UPDATE messages SET body = '', recipient = '' WHERE account_id = $1",
+        "UPDATE messages SET body = '', remote = '' WHERE account_id = $1",
         "UPDATE notifications SET emails = '[]' WHERE account_id = $1",
     ] {
         sqlx::query(sql)

@@ -57,6 +57,14 @@ const PARENT_ADMIN: &[&str] = &[
     "invoice.read",
     "merge.request",
     "merge.approve",
+    "conversation.list",
+    "analytics.read",
+    "campaign.create",
+    "campaign.list",
+    "campaign.cancel",
+    "webhook.create",
+    "webhook.list",
+    "webhook.delete",
 ];
 
 const SUBACCOUNT_ADMIN: &[&str] = &[
@@ -80,6 +88,14 @@ const SUBACCOUNT_ADMIN: &[&str] = &[
     "resource.terminate",
     "resource.disconnect",
     "operation.read",
+    "conversation.list",
+    "analytics.read",
+    "campaign.create",
+    "campaign.list",
+    "campaign.cancel",
+    "webhook.create",
+    "webhook.list",
+    "webhook.delete",
 ];
 
 const ADVANCED: &[&str] = &[
@@ -89,9 +105,18 @@ const ADVANCED: &[&str] = &[
     "message.list",
     "resource.list",
     "operation.read",
+    "conversation.list",
+    "analytics.read",
+    "campaign.list",
 ];
 
-const BASIC: &[&str] = &["account.read", "message.send", "message.list"];
+const BASIC: &[&str] = &[
+    "account.read",
+    "message.send",
+    "message.list",
+    "conversation.list",
+    "analytics.read",
+];
 
 fn permissions(p: &Value) -> Result<&'static [&'static str], String> {
     Ok(match get(p, "role")?.as_str() {

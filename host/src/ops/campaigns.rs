@@ -1,0 +1,1 @@
+//! campaigns: see API.md, "Traffic".

@@ -1,0 +1,1 @@
+//! analytics: see API.md, "Traffic".

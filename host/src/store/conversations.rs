@@ -1,0 +1,1 @@
+//! conversations: see API.md, "Traffic".

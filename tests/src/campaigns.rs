@@ -1,0 +1,1 @@
+//! Test helpers for campaigns (API.md, "Traffic").

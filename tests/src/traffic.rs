@@ -1,0 +1,1 @@
+//! Test helpers for traffic (API.md, "Traffic").

@@ -1,0 +1,1 @@
+//! Test helpers for webhooks (API.md, "Traffic").
