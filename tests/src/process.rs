@@ -7,8 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary built beside this test (`cargo build -p canopy` first; the
-/// README's test command does).
+/// README's test command does), or the one `CANOPY_TEST_BINARY` names (when
+/// several checkouts share one build directory).
 pub fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CANOPY_TEST_BINARY") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("canopy");
