@@ -38,6 +38,7 @@ pub mod money;
 pub mod names;
 pub mod operations;
 pub mod resources;
+pub mod traffic;
 pub mod retention;
 pub mod role;
 

@@ -256,7 +256,7 @@ pub struct MessageView {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn message_view(m: &crate::store::messages::Message, view: &crate::policy::View) -> MessageView {
+pub(crate) fn message_view(m: &crate::store::messages::Message, view: &crate::policy::View) -> MessageView {
     use crate::store::messages::Direction;
     let priced = !view.hides("pricing");
     MessageView {
@@ -295,16 +295,41 @@ async fn send_message(
     Ok((StatusCode::CREATED, Json(message_view(&message, &view))))
 }
 
-/// The account's messages (basic users: only their own).
-#[utoipa::path(get, path = "/v1/accounts/{id}/messages", tag = "messages", params(Pagination),
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// Items per page (default 50, at most 1000).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The account's messages, oldest first (basic users: only their own, and the replies to them).
+#[utoipa::path(get, path = "/v1/accounts/{id}/messages", tag = "messages", params(MessageQuery),
     responses((status = 200, body = List<MessageView>), (status = "4XX", body = Problem)))]
 async fn list_messages(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<String>,
-    Query(q): Query<Pagination>,
+    Query(q): Query<MessageQuery>,
 ) -> Result<Json<List<MessageView>>> {
-    let (page, view) = s.canopy.list_messages(&p, &id, &q.page()?).await?;
+    let direction = q
+        .direction
+        .as_deref()
+        .map(|d| {
+            crate::store::messages::Direction::parse(d)
+                .ok_or_else(|| crate::Error::invalid("direction", "must be `inbound` or `outbound`"))
+        })
+        .transpose()?;
+    let page = Pagination {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .page()?;
+    let (page, view) = s.canopy.list_messages(&p, &id, direction, &page).await?;
     let data = page.items.iter().map(|m| message_view(m, &view)).collect();
     Ok(Json(List {
         data,

@@ -31,6 +31,10 @@ pub struct NewMessage {
     #[schema(example = "+393471234567")]
     pub to: String,
     pub body: String,
+    /// The line it goes from: one the account holds, `active` (optional).
+    #[schema(example = "+393470000001")]
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 impl Canopy {
@@ -64,7 +68,7 @@ impl Canopy {
                 req.channel, account.channels
             )));
         }
-        self.authorize(&actor, "message.send", &["channel", "to", "body"])
+        self.authorize(&actor, "message.send", &["channel", "to", "body", "from"])
             .await?;
         let to = req.to.trim();
         if to.is_empty() || to.chars().count() > RECIPIENT_LEN_MAX {
@@ -82,6 +86,7 @@ impl Canopy {
                 format!("must be 1 to {BODY_LEN_MAX} characters"),
             ));
         }
+        let line = self.sending_line(account, req.from.as_deref()).await?;
         let price = *account.prices.get(&req.channel).ok_or_else(|| {
             Error::invalid(
                 "channel",
@@ -100,7 +105,7 @@ impl Canopy {
             user_id: Some(actor.user_id.clone()),
             direction: store::messages::Direction::Outbound,
             channel: req.channel.clone(),
-            line: String::new(),
+            line,
             remote: to.to_string(),
             conversation_id: None,
             campaign_id: None,
@@ -170,6 +175,7 @@ impl Canopy {
         &self,
         principal: &Principal,
         account_id: &str,
+        direction: Option<store::messages::Direction>,
         page: &Page,
     ) -> Result<(Paged<Message>, View)> {
         let actor = self.enter(principal, account_id).await?;
@@ -179,7 +185,8 @@ impl Canopy {
         let own = view.own_rows_only.then_some(actor.user_id.as_str());
         let mut c = self.store.reader().await?;
         let rows =
-            store::messages::list(&mut c, account_id, own, &page.after, page.fetch_limit()).await?;
+            store::messages::list(&mut c, account_id, own, direction, &page.after, page.fetch_limit())
+                .await?;
         Ok((Paged::from_fetch(rows, page, |m| m.id.clone()), view))
     }
 

@@ -61,25 +61,43 @@ impl Direction {
 /// it is charged): the message itself and, on top of it, what is kept on
 /// write (its conversation and the analytics counters). Sends, inbound
 /// messages and campaigns all record through here.
+///
+/// The conversation's upsert comes first (on PostgreSQL it locks the
+/// conversation until commit), then the message, then the counters and
+/// flags (`conversations::keep_steps`). No statement returns rows, so a
+/// charge's own row stays the write's last.
 pub fn record_steps(m: &Message, transfer_key: Option<&str>) -> Vec<Step> {
-    vec![insert_step(m, transfer_key)]
+    let mut steps = vec![
+        super::conversations::upsert_step(m),
+        insert_step(m, transfer_key),
+    ];
+    steps.extend(super::conversations::keep_steps(m));
+    steps
 }
 
 /// Writing a message, paid by the transfer with `transfer_key` (if any).
 /// Inside this very write (after the charge's own statements), the account
-/// must still be active and its tree still in the message's currency:
+/// must still be active (an inbound message: not deleted) and its tree still in the message's currency:
 /// otherwise `account_id` or `currency` is NULL and the whole write fails
 /// ([`Refused`]), so a send that began before a suspension or a currency
-/// change cannot commit after it.
+/// change cannot commit after it. Unless the message names them, its
+/// conversation is the one of its account, channel, line and remote, and
+/// an inbound message's user is that conversation's last outbound user.
 pub fn insert_step(m: &Message, transfer_key: Option<&str>) -> Step {
     Step::new(
         "INSERT INTO messages (id, account_id, user_id, channel, remote, body, status, price_micros, currency, transfer_id, created_at,
                                direction, line, conversation_id, campaign_id)
-         VALUES ($1, CASE WHEN (SELECT status FROM accounts WHERE id = $2) = 'active' THEN $2 END,
-                 $3, $4, $5, $6, $7, $8,
+         VALUES ($1, CASE WHEN (SELECT status FROM accounts WHERE id = $2) = 'active'
+                           OR ($12 = 'inbound' AND (SELECT status FROM accounts WHERE id = $2) IN ('invited', 'suspended'))
+                      THEN $2 END,
+                 COALESCE($3, CASE WHEN $12 = 'inbound' THEN (SELECT user_id FROM conversations
+                     WHERE account_id = $2 AND channel = $4 AND line = $13 AND remote = $5) END),
+                 $4, $5, $6, $7, $8,
                  CASE WHEN (SELECT COALESCE(p.currency, a.currency) FROM accounts a
                             LEFT JOIN accounts p ON p.id = a.parent_id WHERE a.id = $2) = $9 THEN $9 END,
-                 (SELECT id FROM transfers WHERE idempotency_key = $10), $11, $12, $13, $14, $15)",
+                 (SELECT id FROM transfers WHERE idempotency_key = $10), $11, $12, $13,
+                 COALESCE($14, (SELECT id FROM conversations WHERE account_id = $2 AND channel = $4 AND line = $13 AND remote = $5)),
+                 $15)",
         vec![
             Arg::Text(Some(m.id.clone())),
             Arg::Text(Some(m.account_id.clone())),
@@ -140,16 +158,19 @@ pub async fn list(
     c: &mut Conn,
     account_id: &str,
     user_id: Option<&str>,
+    direction: Option<Direction>,
     after: &str,
     limit: i64,
 ) -> Result<Vec<Message>> {
     let rows = sqlx::query(
-        "SELECT * FROM messages WHERE account_id = $1 AND ($2 = '' OR user_id = $2) AND id > $3 ORDER BY id LIMIT $4",
+        "SELECT * FROM messages WHERE account_id = $1 AND ($2 = '' OR user_id = $2) AND ($5 = '' OR direction = $5)
+         AND id > $3 ORDER BY id LIMIT $4",
     )
     .bind(account_id)
     .bind(user_id.unwrap_or(""))
     .bind(after)
     .bind(limit)
+    .bind(direction.map_or("", Direction::as_str))
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;

@@ -62,7 +62,8 @@ pub async fn due(c: &mut Conn, cutoff_us: i64, limit: i64) -> Result<Vec<String>
 /// Removed: its name, e-mail (a unique placeholder, so the address can be
 /// used again), external id and alert e-mails; its memberships,
 /// invitations and API keys; the bodies and recipients of its messages and
-/// the addresses of its notifications. A user left with no membership is
+/// the addresses of its notifications, the remote numbers of its
+/// conversations. A user left with no membership is
 /// anonymised too (e-mail placeholder, no name, no password, no sessions,
 /// no pending reset). Kept: the row itself (ledger transfers and resource
 /// history reference it), its transfers and history.
@@ -100,6 +101,9 @@ pub async fn purge_account(c: &mut Conn, id: &str, cutoff_us: i64, now_us: i64) 
         "DELETE FROM invitations WHERE account_id = $1",
         "DELETE FROM api_keys WHERE account_id = $1",
         "UPDATE messages SET body = '', remote = '' WHERE account_id = $1",
+        // Remote numbers are personal data; a unique placeholder keeps the
+        // conversation key unique. Counters hold no personal data.
+        "UPDATE conversations SET remote = 'purged:' || id WHERE account_id = $1",
         "UPDATE notifications SET emails = '[]' WHERE account_id = $1",
     ] {
         sqlx::query(sql)
