@@ -31,9 +31,12 @@ impl Counts {
     }
 }
 
-const SUMS: &str = "SUM(c.sent) AS sent, SUM(c.received) AS received, SUM(c.conversations_new) AS conversations_new,
-    SUM(c.conversations_outbound) AS conversations_outbound, SUM(c.conversations_responded) AS conversations_responded,
-    SUM(c.spend_micros) AS spend_micros";
+/// PostgreSQL sums BIGINTs into NUMERIC: each sum is cast back.
+const SUMS: &str = "CAST(SUM(c.sent) AS BIGINT) AS sent, CAST(SUM(c.received) AS BIGINT) AS received,
+    CAST(SUM(c.conversations_new) AS BIGINT) AS conversations_new,
+    CAST(SUM(c.conversations_outbound) AS BIGINT) AS conversations_outbound,
+    CAST(SUM(c.conversations_responded) AS BIGINT) AS conversations_responded,
+    CAST(SUM(c.spend_micros) AS BIGINT) AS spend_micros";
 
 fn counts(r: &sqlx::any::AnyRow) -> Result<Counts> {
     let n = |col: &str| -> Result<i64> {
