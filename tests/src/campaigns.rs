@@ -116,8 +116,10 @@ pub async fn assert_each_recipient_once(url: &str, campaign: &str, sent: i64, ch
         sent
     );
     assert_eq!(
-        n("SELECT COUNT(*) FROM campaign_recipients r JOIN messages m ON m.id = r.message_id
-           WHERE r.campaign_id = $1 AND m.campaign_id = $1 AND m.remote = r.recipient")
+        n(
+            "SELECT COUNT(*) FROM campaign_recipients r JOIN messages m ON m.id = r.message_id
+           WHERE r.campaign_id = $1 AND m.campaign_id = $1 AND m.remote = r.recipient"
+        )
         .await,
         sent,
         "each recipient's outcome names its own message"
@@ -136,8 +138,7 @@ pub async fn assert_each_recipient_once(url: &str, campaign: &str, sent: i64, ch
         "one charge per message"
     );
     assert_eq!(
-        n("SELECT COUNT(*) FROM messages WHERE campaign_id = $1 AND transfer_id IS NULL")
-            .await,
+        n("SELECT COUNT(*) FROM messages WHERE campaign_id = $1 AND transfer_id IS NULL").await,
         if charged { 0 } else { sent },
         "each message names its charge"
     );

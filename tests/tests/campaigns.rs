@@ -367,7 +367,10 @@ async fn killed_mid_campaign(backend: Backend) {
     let status = crashing.child.wait().unwrap();
     assert!(!status.success(), "killed between chunks");
     let sent = count(&url, "SELECT sent FROM campaigns WHERE id = $1", &cid).await;
-    assert!(sent > 0 && sent < 1_000, "killed mid-campaign, after {sent}");
+    assert!(
+        sent > 0 && sent < 1_000,
+        "killed mid-campaign, after {sent}"
+    );
 
     let server = Server::start_with(&url, Some(TOKEN), &lease, &[]);
     let api = Remote::new(&server.base);
@@ -421,13 +424,22 @@ async fn two_hosts_never_send_a_recipient_twice() {
     for (n, (account, key, cid)) in ids.iter().enumerate() {
         let api = if n % 2 == 0 { &api_b } else { &api_a };
         let end = until_ended(api, account, key, cid).await;
-        assert_eq!((end["status"].as_str(), end["sent"].as_i64()), (Some("completed"), Some(800)), "{end}");
+        assert_eq!(
+            (end["status"].as_str(), end["sent"].as_i64()),
+            (Some("completed"), Some(800)),
+            "{end}"
+        );
         assert_each_recipient_once(&url, cid, 800, true).await;
     }
     let (status, check) = api_a.get("/v1/operator/ledger/check", TOKEN).await;
     assert_eq!((status, &check["balanced"]), (200, &json!(true)), "{check}");
     assert_eq!(
-        count(&url, "SELECT COUNT(*) FROM messages WHERE campaign_id IS NOT NULL AND $1 = ''", "").await,
+        count(
+            &url,
+            "SELECT COUNT(*) FROM messages WHERE campaign_id IS NOT NULL AND $1 = ''",
+            ""
+        )
+        .await,
         3_200
     );
 }

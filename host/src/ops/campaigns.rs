@@ -426,7 +426,12 @@ pub async fn run_campaigns(canopy: Arc<Canopy>) {
 
 /// The event a campaign's end emits: the campaign as its account's admins
 /// see it.
-fn completed_event(k: &Campaign, stop_reason: Option<&str>, sent: i64, now_us: i64) -> serde_json::Value {
+fn completed_event(
+    k: &Campaign,
+    stop_reason: Option<&str>,
+    sent: i64,
+    now_us: i64,
+) -> serde_json::Value {
     serde_json::json!({
         "id": k.id,
         "account_id": k.account_id,
@@ -672,7 +677,11 @@ mod tests {
         assert_eq!(errors.len(), 2, "{detail}");
         assert_eq!(errors[0].field, "recipients[1]");
         assert_eq!(errors[1].field, "recipients[2]");
-        assert!(errors[1].reason.contains("recipients[0]"), "{}", errors[1].reason);
+        assert!(
+            errors[1].reason.contains("recipients[0]"),
+            "{}",
+            errors[1].reason
+        );
         let many: Vec<String> = (0..500).map(|i| format!("bad{i}")).collect();
         let Err(Error::Validation { errors, detail, .. }) = recipients("sms", &many) else {
             panic!("accepted")
@@ -680,8 +689,13 @@ mod tests {
         assert_eq!(errors.len(), ERRORS_SHOWN);
         assert!(detail.starts_with("500 of 500"), "{detail}");
         assert!(recipients("sms", &[]).is_err());
-        let too_many: Vec<String> = (0..=RECIPIENTS_MAX).map(|i| format!("+1415{i:07}")).collect();
+        let too_many: Vec<String> = (0..=RECIPIENTS_MAX)
+            .map(|i| format!("+1415{i:07}"))
+            .collect();
         assert!(recipients("sms", &too_many).is_err());
-        assert_eq!(recipients("whatsapp", &["  alice ".into()]).unwrap(), ["alice"]);
+        assert_eq!(
+            recipients("whatsapp", &["  alice ".into()]).unwrap(),
+            ["alice"]
+        );
     }
 }

@@ -5,9 +5,9 @@
 use serde::Deserialize;
 
 use super::{Canopy, Page, Paged, Principal};
-use crate::domain::{Account, Status};
 use crate::domain::ledger::{self, LedgerKind};
 use crate::domain::names::e164;
+use crate::domain::{Account, Status};
 use crate::ops::money::alert_step;
 use crate::policy::View;
 use crate::secrets::new_id;
@@ -97,7 +97,8 @@ impl Canopy {
         }
         };
         crate::crashpoint::pause(crate::crashpoint::BEFORE_SEND_WRITE).await;
-        let (mut steps, charge) = charged_message(account, actor.parent.as_ref(), &message, now_us)?;
+        let (mut steps, charge) =
+            charged_message(account, actor.parent.as_ref(), &message, now_us)?;
         if self.store.backend == store::Backend::Postgres {
             steps.insert(0, store::messages::hold_account_step(&account.id));
         }

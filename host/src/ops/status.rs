@@ -13,7 +13,7 @@ use crate::policy::input::{self, PrincipalDoc};
 use std::collections::{HashMap, HashSet};
 
 use crate::policy::output::{
-    CascadePlan, Campaigns, Resources, ReturnAmount, ReturnPlan, StatusPlan, Target,
+    Campaigns, CascadePlan, Resources, ReturnAmount, ReturnPlan, StatusPlan, Target,
 };
 use crate::policy::{Scope, View};
 use crate::store::accounts::StatusChange;
@@ -521,7 +521,8 @@ impl Canopy {
             suspended_by: None,
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
-        store::campaigns::apply_plan(&mut tx, &[sub.id.as_str()], Campaigns::Delete, now_us).await?;
+        store::campaigns::apply_plan(&mut tx, &[sub.id.as_str()], Campaigns::Delete, now_us)
+            .await?;
         // After the status change locked the row: a transfer into it that
         // committed first is counted, one that comes later finds it deleted.
         super::retention::refuse_live_resources(&mut tx, &sub.id).await?;
@@ -592,7 +593,9 @@ impl Canopy {
         .await?;
         // Every step of a parent's plan suspends (or reactivates) its sub-account.
         let holders: Vec<&str> = plan.steps.iter().map(|(s, _)| s.id.as_str()).collect();
-        let changed: Vec<&str> = std::iter::once(parent.id.as_str()).chain(holders.iter().copied()).collect();
+        let changed: Vec<&str> = std::iter::once(parent.id.as_str())
+            .chain(holders.iter().copied())
+            .collect();
         store::campaigns::apply_plan(&mut tx, &changed, plan.campaigns, now_us).await?;
         let sims = Self::apply_resources(
             &mut tx,
@@ -638,7 +641,9 @@ impl Canopy {
             now_us,
         )
         .await?;
-        let tree: Vec<&str> = std::iter::once(parent.id.as_str()).chain(subs.iter().map(|s| s.id.as_str())).collect();
+        let tree: Vec<&str> = std::iter::once(parent.id.as_str())
+            .chain(subs.iter().map(|s| s.id.as_str()))
+            .collect();
         store::campaigns::apply_plan(&mut tx, &tree, Campaigns::Delete, now_us).await?;
         // Deleted first: no budget is credited to a deleted account, so
         // what is read now is all there is to return.

@@ -105,7 +105,9 @@ const SELECT: &str = "SELECT id, tree_id, account_id, created_by, name, channel,
 
 fn from_row(r: &AnyRow) -> Result<Campaign> {
     let time = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(r.try_get::<Option<i64>, _>(col).map_err(db_error)?.map(from_us))
+        Ok(r.try_get::<Option<i64>, _>(col)
+            .map_err(db_error)?
+            .map(from_us))
     };
     Ok(Campaign {
         id: r.try_get("id").map_err(db_error)?,
