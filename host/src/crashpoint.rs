@@ -26,6 +26,9 @@ pub const BEFORE_ACCEPTANCE_STATUS: &str = "before-acceptance-status";
 
 /// A bulk operation's worker, after a chunk committed and before the next.
 pub const BETWEEN_OPERATION_CHUNKS: &str = "between-operation-chunks";
+/// A campaign's sender, after a chunk of recipients committed and before
+/// the next.
+pub const BETWEEN_CAMPAIGN_CHUNKS: &str = "between-campaign-chunks";
 
 /// Arms the point named by `CANOPY_TEST_CRASH_AT` (test servers only).
 pub fn arm_from_env() {

@@ -121,6 +121,7 @@ impl Host {
             tokio::spawn(crate::ops::billing::close_forever(self.canopy.clone())),
             tokio::spawn(purge_deleted_accounts(self.canopy.clone(), self.test_clock)),
             tokio::spawn(crate::ops::operations::run_operations(self.canopy.clone())),
+            tokio::spawn(crate::ops::campaigns::run_campaigns(self.canopy.clone())),
         ];
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));

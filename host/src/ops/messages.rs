@@ -5,9 +5,9 @@
 use serde::Deserialize;
 
 use super::{Canopy, Page, Paged, Principal};
-use crate::domain::Status;
 use crate::domain::ledger::{self, LedgerKind};
 use crate::domain::names::e164;
+use crate::domain::{Account, Status};
 use crate::ops::money::alert_step;
 use crate::policy::View;
 use crate::secrets::new_id;
@@ -62,40 +62,14 @@ impl Canopy {
                 account.id, account.status
             )));
         }
-        if !account.channels.contains(&req.channel) {
-            return Err(Error::Forbidden(format!(
-                "channel `{}` is not enabled for this account (it has {:?})",
-                req.channel, account.channels
-            )));
-        }
+        channel_enabled(account, &req.channel)?;
         self.authorize(&actor, "message.send", &["channel", "to", "body", "from"])
             .await?;
-        let to = req.to.trim();
-        if to.is_empty() || to.chars().count() > RECIPIENT_LEN_MAX {
-            return Err(Error::invalid(
-                "to",
-                format!("must be 1 to {RECIPIENT_LEN_MAX} characters"),
-            ));
-        }
-        if req.channel == SMS {
-            e164(to).map_err(|r| Error::invalid("to", r))?;
-        }
-        if req.body.is_empty() || req.body.chars().count() > BODY_LEN_MAX {
-            return Err(Error::invalid(
-                "body",
-                format!("must be 1 to {BODY_LEN_MAX} characters"),
-            ));
-        }
+        let to = recipient(&req.channel, &req.to).map_err(|r| Error::invalid("to", r))?;
+        let to = to.as_str();
+        check_body(&req.body)?;
         let line = self.sending_line(account, req.from.as_deref()).await?;
-        let price = *account.prices.get(&req.channel).ok_or_else(|| {
-            Error::invalid(
-                "channel",
-                format!(
-                    "no price is set for `{}`; ask the platform operator to set one",
-                    req.channel
-                ),
-            )
-        })?;
+        let price = price_of(account, &req.channel)?;
         let view = self.view(&actor, "message.send", "messages").await?;
         let now = self.clock.now();
         let now_us = now.timestamp_micros();
@@ -115,13 +89,6 @@ impl Canopy {
             currency: account.currency.clone(),
             created_at: now,
         };
-        let mut posting = ledger::usage_posting(
-            account,
-            actor.parent.as_ref(),
-            price,
-            &ledger::month_of(now),
-        );
-        posting.reference = Some(message.id.clone());
         store::idempotency::note_resource(&message.id);
         let refusal = |why: store::messages::Refused| {
             match why {
@@ -135,39 +102,18 @@ impl Canopy {
         }
         };
         crate::crashpoint::pause(crate::crashpoint::BEFORE_SEND_WRITE).await;
-        let hold = (self.store.backend == store::Backend::Postgres)
-            .then(|| store::messages::hold_account_step(&account.id));
-        if price.decimal().is_zero() {
-            let steps = hold
-                .into_iter()
-                .chain(store::messages::record_steps(&message, None))
-                .collect();
-            self.store.write_steps(steps).await.map_err(
-                |e| match store::idempotency::write_error(e) {
-                    Err(conflict) => conflict,
-                    Ok(e) => {
-                        store::messages::refused(&e).map_or_else(|| store::db_error(e), refusal)
-                    }
-                },
-            )?;
-        } else {
-            // The charge, the message and any alert are one short write,
-            // committed with the others that arrive at once.
-            let key = format!("usage:{}", message.id);
-            let mut extra = store::messages::record_steps(&message, Some(&key));
-            if posting.debit.kind == LedgerKind::Budget {
-                extra.extend(alert_step(account, &key, now_us));
-            }
-            let (id, mut steps) = store::ledger::posting_steps(&posting, &key, now_us, extra)?;
-            if let Some(hold) = hold {
-                steps.insert(0, hold);
-            }
-            let written = self.store.write_steps(steps).await;
-            if let Some(why) = written.as_ref().err().and_then(store::messages::refused) {
-                return Err(refusal(why));
-            }
-            store::ledger::posted(id, &posting, &key, written)?;
+        let (mut steps, charge) =
+            charged_message(account, actor.parent.as_ref(), &message, now_us)?;
+        if self.store.backend == store::Backend::Postgres {
+            steps.insert(0, store::messages::hold_account_step(&account.id));
         }
+        // The charge, the message and any alert are one short write,
+        // committed with the others that arrive at once.
+        let written = self.store.write_steps(steps).await;
+        charge.outcome(written).map_err(|e| match e {
+            Unsent::Refused(why) => refusal(why),
+            Unsent::Error(e) => e,
+        })?;
         Ok((message, view))
     }
 
@@ -206,4 +152,116 @@ impl Canopy {
             store::notifications::list(&mut c, account_id, &page.after, page.fetch_limit()).await?;
         Ok((Paged::from_fetch(rows, page, |n| n.id.clone()), view))
     }
+}
+
+/// The channel is enabled for the account (403 otherwise).
+pub(crate) fn channel_enabled(account: &Account, channel: &str) -> Result<()> {
+    if account.channels.iter().any(|c| c == channel) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "channel `{channel}` is not enabled for this account (it has {:?})",
+        account.channels
+    )))
+}
+
+/// A recipient of `channel` as a send takes it (trimmed; E.164 for SMS),
+/// or why not.
+pub(crate) fn recipient(channel: &str, to: &str) -> std::result::Result<String, String> {
+    let to = to.trim();
+    if to.is_empty() || to.chars().count() > RECIPIENT_LEN_MAX {
+        return Err(format!("must be 1 to {RECIPIENT_LEN_MAX} characters"));
+    }
+    if channel == SMS {
+        e164(to)?;
+    }
+    Ok(to.to_string())
+}
+
+/// A message body's length (422 on `body` otherwise).
+pub(crate) fn check_body(body: &str) -> Result<()> {
+    if body.is_empty() || body.chars().count() > BODY_LEN_MAX {
+        return Err(Error::invalid(
+            "body",
+            format!("must be 1 to {BODY_LEN_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The account's price for a message on `channel` (422 on `channel` when
+/// the operator set none).
+pub(crate) fn price_of(account: &Account, channel: &str) -> Result<crate::domain::Amount> {
+    account.prices.get(channel).copied().ok_or_else(|| {
+        Error::invalid(
+            "channel",
+            format!("no price is set for `{channel}`; ask the platform operator to set one"),
+        )
+    })
+}
+
+/// A message's charge, as [`charged_message`] wrote its statements.
+pub(crate) struct Charge(Option<(String, ledger::Posting, String)>);
+
+/// Why a charged message's write did not commit.
+pub(crate) enum Unsent {
+    /// Refused inside the write: the account stopped being active, or its
+    /// tree's currency changed.
+    Refused(store::messages::Refused),
+    /// Anything else: `InsufficientFunds` (a floor or limit of the ledger),
+    /// an idempotency conflict, the database.
+    Error(Error),
+}
+
+impl Charge {
+    /// What the write of [`charged_message`]'s statements came to.
+    pub(crate) fn outcome(
+        self,
+        written: std::result::Result<Vec<sqlx::any::AnyRow>, sqlx::Error>,
+    ) -> std::result::Result<(), Unsent> {
+        if let Some(why) = written.as_ref().err().and_then(store::messages::refused) {
+            return Err(Unsent::Refused(why));
+        }
+        match self.0 {
+            None => written.map(|_| ()).map_err(|e| {
+                Unsent::Error(match store::idempotency::write_error(e) {
+                    Err(conflict) => conflict,
+                    Ok(e) => store::db_error(e),
+                })
+            }),
+            Some((id, posting, key)) => store::ledger::posted(id, &posting, &key, written)
+                .map(|_| ())
+                .map_err(Unsent::Error),
+        }
+    }
+}
+
+/// The statements of one outbound message and its charge at `message.price`
+/// (the same ledger posting every send makes; none at a zero price), the
+/// low-budget alert it may cross, in one write: what a send and each
+/// campaign recipient commit. The caller may put a statement first (the
+/// account's hold on PostgreSQL) and runs them in one transaction.
+pub(crate) fn charged_message(
+    account: &Account,
+    parent: Option<&Account>,
+    message: &Message,
+    now_us: i64,
+) -> Result<(Vec<store::Step>, Charge)> {
+    if message.price.decimal().is_zero() {
+        return Ok((store::messages::record_steps(message, None), Charge(None)));
+    }
+    let mut posting = ledger::usage_posting(
+        account,
+        parent,
+        message.price,
+        &ledger::month_of(message.created_at),
+    );
+    posting.reference = Some(message.id.clone());
+    let key = format!("usage:{}", message.id);
+    let mut extra = store::messages::record_steps(message, Some(&key));
+    if posting.debit.kind == LedgerKind::Budget {
+        extra.extend(alert_step(account, &key, now_us));
+    }
+    let (id, steps) = store::ledger::posting_steps(&posting, &key, now_us, extra)?;
+    Ok((steps, Charge(Some((id, posting, key)))))
 }

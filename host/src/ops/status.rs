@@ -12,7 +12,9 @@ use crate::error::PolicyRef;
 use crate::policy::input::{self, PrincipalDoc};
 use std::collections::{HashMap, HashSet};
 
-use crate::policy::output::{CascadePlan, Resources, ReturnAmount, ReturnPlan, StatusPlan, Target};
+use crate::policy::output::{
+    Campaigns, CascadePlan, Resources, ReturnAmount, ReturnPlan, StatusPlan, Target,
+};
 use crate::policy::{Scope, View};
 use crate::store::accounts::StatusChange;
 use crate::store::{self, Tx};
@@ -60,6 +62,8 @@ struct Checked {
     steps: Vec<(Account, StatusChange)>,
     returns: Vec<Account>,
     resources: Resources,
+    /// What the campaigns of the accounts the plan changes do.
+    campaigns: Campaigns,
 }
 
 /// The sub-accounts concerned, by id.
@@ -253,6 +257,7 @@ fn checked_steps(
         steps,
         returns,
         resources,
+        campaigns: plan.campaigns,
     })
 }
 
@@ -412,6 +417,7 @@ impl Canopy {
             suspended_by: Some(SuspendedBy::Own),
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        store::campaigns::apply_plan(&mut tx, &[sub.id.as_str()], plan.campaigns, now_us).await?;
         Self::apply_resources(
             &mut tx,
             (Event::SubaccountSuspended, &sub.id),
@@ -475,6 +481,7 @@ impl Canopy {
             now_us,
         )
         .await?;
+        store::campaigns::apply_plan(&mut tx, &[sub.id.as_str()], plan.campaigns, now_us).await?;
         Self::apply_resources(
             &mut tx,
             (Event::SubaccountUnsuspended, &sub.id),
@@ -514,6 +521,8 @@ impl Canopy {
             suspended_by: None,
         };
         Self::apply(&mut tx, &sub.id, change, now_us).await?;
+        store::campaigns::apply_plan(&mut tx, &[sub.id.as_str()], Campaigns::Delete, now_us)
+            .await?;
         // After the status change locked the row: a transfer into it that
         // committed first is counted, one that comes later finds it deleted.
         super::retention::refuse_live_resources(&mut tx, &sub.id).await?;
@@ -584,6 +593,10 @@ impl Canopy {
         .await?;
         // Every step of a parent's plan suspends (or reactivates) its sub-account.
         let holders: Vec<&str> = plan.steps.iter().map(|(s, _)| s.id.as_str()).collect();
+        let changed: Vec<&str> = std::iter::once(parent.id.as_str())
+            .chain(holders.iter().copied())
+            .collect();
+        store::campaigns::apply_plan(&mut tx, &changed, plan.campaigns, now_us).await?;
         let sims = Self::apply_resources(
             &mut tx,
             (event, &parent.id),
@@ -628,6 +641,10 @@ impl Canopy {
             now_us,
         )
         .await?;
+        let tree: Vec<&str> = std::iter::once(parent.id.as_str())
+            .chain(subs.iter().map(|s| s.id.as_str()))
+            .collect();
+        store::campaigns::apply_plan(&mut tx, &tree, Campaigns::Delete, now_us).await?;
         // Deleted first: no budget is credited to a deleted account, so
         // what is read now is all there is to return.
         self.return_budgets(&mut tx, &parent, &subs, now_us).await?;
@@ -649,7 +666,6 @@ impl Canopy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::output::Campaigns;
 
     fn sub(id: &str, status: Status, by: Option<SuspendedBy>, previous: Option<Status>) -> Account {
         let mut a = crate::domain::account::tests_support::subaccount(id);

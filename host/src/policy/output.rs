@@ -179,8 +179,9 @@ impl ReturnAmount {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Campaigns {
+    #[default]
     Keep,
     Queue,
     Submit,
