@@ -102,7 +102,13 @@ pub struct Options {
     pub wasm_cache: Option<PathBuf>,
     /// Lower the sub-accounts one parent may hold (limit tests).
     pub subaccounts_max: Option<i64>,
+    /// The first wait before a failed webhook delivery is retried.
+    pub webhook_backoff_base: Option<Duration>,
 }
+
+/// The data key test servers on PostgreSQL seal webhook secrets under (on
+/// SQLite they make their own key file beside the database).
+pub const TEST_DATA_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub struct TestApp {
     pub base: String,
@@ -154,6 +160,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
     if let Some(max) = options.subaccounts_max {
         settings.subaccounts_max = max;
+    }
+    if let Some(base) = options.webhook_backoff_base {
+        settings.webhook_backoff_base = base;
+    }
+    if backend == Backend::Postgres {
+        settings.data_key = Some(canopy::secrets::DataKey::from_hex(TEST_DATA_KEY).unwrap());
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

@@ -40,6 +40,7 @@ pub mod operations;
 pub mod resources;
 pub mod retention;
 pub mod role;
+pub mod webhooks;
 
 pub use account::{
     Account, AccountKind, BillingType, CreditMode, LowBalanceAlert, Module, Relation, Status,
