@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Work with policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -140,7 +140,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(serve) => run_serve(serve),
+        Command::Serve(serve) => run_serve(*serve),
         Command::Policy(PolicyCommand::Check { file, hook, input }) => {
             policy_check(&file, &hook, input.as_deref())
         }
