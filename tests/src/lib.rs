@@ -104,6 +104,10 @@ pub struct Options {
     pub subaccounts_max: Option<i64>,
     /// The first wait before a failed webhook delivery is retried.
     pub webhook_backoff_base: Option<Duration>,
+    /// How long one webhook delivery attempt may take.
+    pub webhook_attempt_timeout: Option<Duration>,
+    /// Start a PostgreSQL host without [`TEST_DATA_KEY`].
+    pub no_data_key: bool,
 }
 
 /// The data key test servers on PostgreSQL seal webhook secrets under (on
@@ -164,7 +168,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     if let Some(base) = options.webhook_backoff_base {
         settings.webhook_backoff_base = base;
     }
-    if backend == Backend::Postgres {
+    if let Some(timeout) = options.webhook_attempt_timeout {
+        settings.webhook_attempt_timeout = timeout;
+    }
+    if backend == Backend::Postgres && !options.no_data_key {
         settings.data_key = Some(canopy::secrets::DataKey::from_hex(TEST_DATA_KEY).unwrap());
     }
     let host = Host::open(Config {

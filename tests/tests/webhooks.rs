@@ -143,13 +143,14 @@ both_backends! {
         }
         rx.wait_for(10).await;
         let during = time_sends(30).await;
+        // The worker holds a bounded number of attempts at once (16).
+        assert!(rx.received().len() <= 16, "{} attempts at once", rx.received().len());
         eprintln!("median send: {before:?} before, {during:?} while the receiver hangs");
         assert!(
             during < before * 3 + Duration::from_millis(50),
             "sends slowed from {before:?} to {during:?} while a receiver hangs"
         );
-        let log = app.deliveries(&parent.id, &parent.key, &wh).await;
-        assert_eq!(log.len(), 20);
+        let log = app.await_deliveries(&parent.id, &parent.key, &wh, |l| l.len() == 20).await;
         assert!(log.iter().all(|d| d["status"] == "pending" && d["delivered_at"].is_null()));
     }
 
@@ -283,4 +284,107 @@ both_backends! {
         let basic = app.member(&parent.key, &parent.id, "basic@acme.example", "basic").await;
         app.post(&list, &basic, json!({"url": "http://127.0.0.1:9/y", "events": ["account.*"]})).await.expect_problem(403, "policy_denied");
     }
+}
+
+both_backends! {
+    options = Options { webhook_attempt_timeout: Some(Duration::from_millis(300)), ..fast_retries() };
+
+    async fn a_hanging_receiver_is_timed_out_and_tried_again(app) {
+        app.allow_private_webhooks(true).await;
+        let rx = Receiver::start().await;
+        rx.hang(true);
+        let parent = app.parent("acme.example", "enterprise").await;
+        let (wh, _) = app.webhook(&parent.id, &parent.key, &rx.url, &["account.created"]).await;
+        active_sub(&app, &parent, "Team", "team@acme.example").await;
+        let log = app.await_deliveries(&parent.id, &parent.key, &wh, |l| {
+            l.len() == 1 && l[0]["attempts"].as_i64().unwrap_or(0) >= 2
+        }).await;
+        assert_eq!(log[0]["status"], "pending");
+        assert!(log[0]["last_status"].is_null());
+        assert!(log[0]["last_error"].as_str().unwrap().contains("no answer within 300 ms"), "{log:?}");
+        assert!(log[0]["next_attempt_at"].is_string());
+        rx.hang(false);
+        let log = app.await_deliveries(&parent.id, &parent.key, &wh, |l| l[0]["status"] == "delivered").await;
+        assert_eq!(log[0]["last_status"], 200);
+        let got = rx.received();
+        assert!(got.iter().all(|r| r.json()["id"] == got[0].json()["id"]));
+    }
+}
+
+/// Two hosts on one PostgreSQL database: every event reaches the receiver
+/// once (one delivery per webhook and event, claimed by one host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_deliver_each_event_once() {
+    use canopy_e2e::{Backend, spawn_app_with};
+    let one = spawn_app_with(Backend::Postgres, fast_retries()).await;
+    let two = spawn_app_with(
+        Backend::Postgres,
+        Options {
+            database_url: Some(one.database_url.clone()),
+            ..fast_retries()
+        },
+    )
+    .await;
+    one.allow_private_webhooks(true).await;
+    let rx = Receiver::start().await;
+    let parent = one.parent("acme.example", "enterprise").await;
+    let (wh, secret) = two
+        .webhook(&parent.id, &parent.key, &rx.url, &["account.created"])
+        .await;
+    for i in 0..20 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        active_sub(
+            app,
+            &parent,
+            &format!("Team {i}"),
+            &format!("t{i}@acme.example"),
+        )
+        .await;
+    }
+    rx.wait_for(20).await;
+    one.await_deliveries(&parent.id, &parent.key, &wh, |l| {
+        l.len() == 20 && l.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got = rx.received();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (20, 20), "each event once");
+    // Either host opens the secret the other sealed (one data key).
+    assert!(got.iter().all(|r| signature_verifies(
+        &secret,
+        r.header("canopy-signature").unwrap(),
+        &r.body
+    )));
+}
+
+/// PostgreSQL hosts share no key file: without `--data-key` a webhook
+/// cannot be created, and the problem says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_a_data_key_refuses_webhooks() {
+    use canopy_e2e::{Backend, spawn_app_with};
+    let app = spawn_app_with(
+        Backend::Postgres,
+        Options {
+            no_data_key: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    app.allow_private_webhooks(true).await;
+    let parent = app.parent("acme.example", "enterprise").await;
+    let body = app
+        .post(
+            &format!("/v1/accounts/{}/webhooks", parent.id),
+            &parent.key,
+            json!({"url": "http://127.0.0.1:9/x", "events": ["account.*"]}),
+        )
+        .await
+        .expect_problem(403, "feature_not_enabled");
+    assert!(body["detail"].as_str().unwrap().contains("CANOPY_DATA_KEY"));
 }
