@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Work with policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -91,6 +91,15 @@ struct Serve {
     /// (each chunk renews it); after that another host takes it over.
     #[arg(long, env = "CANOPY_OPERATION_LEASE_MS", default_value_t = crate::ops::operations::LEASE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     operation_lease_ms: u64,
+    /// The key (64 hex digits) webhook signing secrets are sealed under,
+    /// the same on every host of one database. Default on SQLite: a
+    /// private key file beside the database; on PostgreSQL webhooks need it.
+    #[arg(long, env = "CANOPY_DATA_KEY", hide_env_values = true)]
+    data_key: Option<String>,
+    /// Milliseconds before a failed webhook delivery is tried again,
+    /// doubled after each failure (capped at an hour, with jitter).
+    #[arg(long, env = "CANOPY_WEBHOOK_BACKOFF_BASE_MS", default_value_t = crate::domain::webhooks::BACKOFF_BASE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    webhook_backoff_base_ms: u64,
     /// Log format: text or json.
     #[arg(long, env = "CANOPY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -131,7 +140,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(serve) => run_serve(serve),
+        Command::Serve(serve) => run_serve(*serve),
         Command::Policy(PolicyCommand::Check { file, hook, input }) => {
             policy_check(&file, &hook, input.as_deref())
         }
@@ -163,6 +172,13 @@ fn run_serve(serve: Serve) -> ExitCode {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot listen on {}: {e}", serve.listen)),
         };
+        let data_key = match serve.data_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(k) => match crate::secrets::DataKey::from_hex(k) {
+                Ok(key) => Some(key),
+                Err(e) => return fail(format!("--data-key: {e}")),
+            },
+            None => None,
+        };
         let config = Config {
             database_url: serve.database_url.clone(),
             operator_token: serve.operator_token.clone().filter(|t| !t.is_empty()),
@@ -182,6 +198,8 @@ fn run_serve(serve: Serve) -> ExitCode {
                 breaker_cool_down: Duration::from_secs(serve.policy_breaker_cool_down_secs),
                 trust_forwarded_for: serve.trust_forwarded_for,
                 operation_lease: Duration::from_millis(serve.operation_lease_ms),
+                data_key,
+                webhook_backoff_base: Duration::from_millis(serve.webhook_backoff_base_ms),
                 ..Settings::default()
             },
             defaults_runtime: if serve.default_policies_runtime == "wasm" {

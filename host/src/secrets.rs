@@ -5,6 +5,7 @@
 //! argon2 is for passwords alone (an argon2 check per request would cap the
 //! server at about a hundred requests per second).
 
+use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -123,8 +124,222 @@ pub fn verify_password_or_dummy(password: &str, stored: Option<&str>) -> bool {
     }
 }
 
+/// Bytes in a key: the data key, the Wasm cache key.
+pub const KEY_BYTES: usize = 32;
+
+/// A key kept in a private file (0600, this user's own): read, or made now
+/// (32 random bytes) if missing. A key that others could read, or that is
+/// not whole, is replaced; `what` names it in messages.
+pub fn load_or_make_key_file(path: &Path, what: &str) -> Result<[u8; KEY_BYTES], String> {
+    use std::fs::{self, File, OpenOptions};
+    use std::io::{self, Read, Write};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let shown = path.display();
+    for _ in 0..3 {
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+        {
+            Ok(mut file) => {
+                let meta = file
+                    .metadata()
+                    .map_err(|e| format!("cannot read {shown}: {e}"))?;
+                let mut key = [0u8; KEY_BYTES];
+                let whole = meta.len() == KEY_BYTES as u64 && file.read_exact(&mut key).is_ok();
+                if whole && meta.uid() == me && meta.mode() & 0o077 == 0 {
+                    return Ok(key);
+                }
+                tracing::warn!(key = %shown, "the {what} was not private or not whole; replacing it");
+                fs::remove_file(path).map_err(|e| format!("cannot replace {shown}: {e}"))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut key = [0u8; KEY_BYTES];
+                rand::rng().fill_bytes(&mut key);
+                // Written whole under another name, then linked into place:
+                // a host starting beside us never reads half a key, and the
+                // first link wins.
+                let mut tmp = path.as_os_str().to_owned();
+                tmp.push(format!(".{}", std::process::id()));
+                let tmp = std::path::PathBuf::from(tmp);
+                let _ = fs::remove_file(&tmp);
+                let written = (|| -> io::Result<()> {
+                    let mut file: File = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    file.write_all(&key)?;
+                    file.sync_all()?;
+                    match fs::hard_link(&tmp, path) {
+                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+                        _ => Ok(()),
+                    }
+                })();
+                let _ = fs::remove_file(&tmp);
+                written.map_err(|e| format!("cannot write the {what} {shown}: {e}"))?;
+                // Read back whichever key won.
+            }
+            Err(e) => return Err(format!("cannot read the {what} {shown}: {e}")),
+        }
+    }
+    Err(format!("cannot settle the {what} {shown}"))
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The key that seals secrets the host must read back (webhook signing
+/// secrets): 32 bytes, from `CANOPY_DATA_KEY` (64 hex digits, the same on
+/// every host of one database) or a private key file beside an SQLite
+/// database. Never printed.
+#[derive(Clone)]
+pub struct DataKey {
+    key: std::sync::Arc<[u8; KEY_BYTES]>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey({})", self.id())
+    }
+}
+
+/// Marks a sealed value: version, then the key's id, then base64 of nonce
+/// and ciphertext.
+const SEALED_PREFIX: &str = "sealed1";
+
+impl DataKey {
+    pub fn from_bytes(key: [u8; KEY_BYTES]) -> DataKey {
+        DataKey {
+            key: std::sync::Arc::new(key),
+        }
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<DataKey, String> {
+        let bytes = hex::decode(text.trim()).map_err(|_| {
+            "the data key must be 64 hexadecimal digits (32 bytes), e.g. from `openssl rand -hex 32`".to_string()
+        })?;
+        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
+            "the data key must be 64 hexadecimal digits (32 bytes), e.g. from `openssl rand -hex 32`".to_string()
+        })?;
+        Ok(DataKey::from_bytes(key))
+    }
+
+    /// A short public id of the key (not the key): which key sealed a value.
+    pub fn id(&self) -> String {
+        hex::encode(&hmac_sha256(&self.key[..], b"canopy data key id")[..4])
+    }
+
+    /// Seals `plain` with XChaCha20-Poly1305 under a random nonce, bound
+    /// to `context` (e.g. the row's id, so a sealed value cannot be moved
+    /// to another row).
+    pub fn seal(&self, context: &str, plain: &str) -> String {
+        use chacha20poly1305::XChaCha20Poly1305;
+        use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+        let cipher = XChaCha20Poly1305::new((&*self.key).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any input below 256 GiB");
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        format!(
+            "{SEALED_PREFIX}:{}:{}",
+            self.id(),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+        )
+    }
+
+    /// Opens a value [`DataKey::seal`] made with this key and `context`.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<String, String> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        let mut parts = sealed.splitn(3, ':');
+        let (Some(SEALED_PREFIX), Some(id), Some(body)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a sealed value".into());
+        };
+        if id != self.id() {
+            return Err(format!(
+                "sealed under another data key (id {id}; this host's is {}): start every host with the same CANOPY_DATA_KEY",
+                self.id()
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(body)
+            .map_err(|_| "a sealed value that is not base64".to_string())?;
+        if bytes.len() < 24 {
+            return Err("a sealed value too short".into());
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        let cipher = XChaCha20Poly1305::new((&*self.key).into());
+        let plain = cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| "a sealed value that does not authenticate".to_string())?;
+        String::from_utf8(plain).map_err(|_| "a sealed value that is not text".to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sealed_values_open_only_under_their_key_and_context() {
+        let key = DataKey::from_bytes([7; KEY_BYTES]);
+        let sealed = key.seal("wh_1", "whsec_clear");
+        assert!(!sealed.contains("whsec_clear"));
+        assert_ne!(
+            sealed,
+            key.seal("wh_1", "whsec_clear"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(key.open("wh_1", &sealed).unwrap(), "whsec_clear");
+        assert!(key.open("wh_2", &sealed).is_err(), "bound to its row");
+        let other = DataKey::from_bytes([8; KEY_BYTES]);
+        assert!(
+            other
+                .open("wh_1", &sealed)
+                .unwrap_err()
+                .contains("another data key")
+        );
+        assert!(DataKey::from_hex("abc").is_err());
+        assert!(DataKey::from_hex(&"ab".repeat(32)).is_ok());
+        assert!(!format!("{key:?}").contains("0707"));
+    }
+
     use super::*;
 
     #[test]

@@ -69,6 +69,10 @@ impl Host {
         let at = |e: store::StoreError| format!("{e} (database {})", redact(&config.database_url));
         let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
         let store = Store::connect(&config.database_url).await.map_err(at)?;
+        let mut settings = config.settings;
+        if settings.data_key.is_none() {
+            settings.data_key = default_data_key(&config.database_url)?;
+        }
         store.migrate().await.map_err(at)?;
         let (operator_token_hash, generated_operator_token) =
             operator_token(&store, config.operator_token.as_deref())
@@ -81,7 +85,7 @@ impl Host {
             store,
             policies,
             clock,
-            settings: config.settings,
+            settings,
             operator_token_hash,
             logins: Default::default(),
         };
@@ -122,6 +126,7 @@ impl Host {
             tokio::spawn(purge_deleted_accounts(self.canopy.clone(), self.test_clock)),
             tokio::spawn(crate::ops::operations::run_operations(self.canopy.clone())),
             tokio::spawn(crate::ops::campaigns::run_campaigns(self.canopy.clone())),
+            tokio::spawn(crate::ops::webhooks::run_webhooks(self.canopy.clone())),
         ];
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
@@ -340,6 +345,35 @@ async fn write_decisions(
         }
         if stopping && queue.is_empty() {
             return;
+        }
+    }
+}
+
+/// What the data key's file is called beside an SQLite database.
+pub const DATA_KEY_FILE: &str = "canopy-data.key";
+
+/// The data key when none was given: on SQLite, a private key file beside
+/// the database (made on first start; one database, one host); for an
+/// in-memory database a key for this process alone; on PostgreSQL none
+/// (the hosts must share one: `--data-key`).
+fn default_data_key(database_url: &str) -> Result<Option<crate::secrets::DataKey>, String> {
+    use crate::secrets::{DataKey, KEY_BYTES, load_or_make_key_file};
+    if !database_url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    match store::sqlite_file(database_url) {
+        Some(file) => {
+            let dir = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let key = load_or_make_key_file(&dir.join(DATA_KEY_FILE), "data key")?;
+            Ok(Some(DataKey::from_bytes(key)))
+        }
+        None => {
+            let mut key = [0u8; KEY_BYTES];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            Ok(Some(DataKey::from_bytes(key)))
         }
     }
 }

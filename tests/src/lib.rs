@@ -102,7 +102,17 @@ pub struct Options {
     pub wasm_cache: Option<PathBuf>,
     /// Lower the sub-accounts one parent may hold (limit tests).
     pub subaccounts_max: Option<i64>,
+    /// The first wait before a failed webhook delivery is retried.
+    pub webhook_backoff_base: Option<Duration>,
+    /// How long one webhook delivery attempt may take.
+    pub webhook_attempt_timeout: Option<Duration>,
+    /// Start a PostgreSQL host without [`TEST_DATA_KEY`].
+    pub no_data_key: bool,
 }
+
+/// The data key test servers on PostgreSQL seal webhook secrets under (on
+/// SQLite they make their own key file beside the database).
+pub const TEST_DATA_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 pub struct TestApp {
     pub base: String,
@@ -154,6 +164,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
     if let Some(max) = options.subaccounts_max {
         settings.subaccounts_max = max;
+    }
+    if let Some(base) = options.webhook_backoff_base {
+        settings.webhook_backoff_base = base;
+    }
+    if let Some(timeout) = options.webhook_attempt_timeout {
+        settings.webhook_attempt_timeout = timeout;
+    }
+    if backend == Backend::Postgres && !options.no_data_key {
+        settings.data_key = Some(canopy::secrets::DataKey::from_hex(TEST_DATA_KEY).unwrap());
     }
     let host = Host::open(Config {
         database_url: database_url.clone(),

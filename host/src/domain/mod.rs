@@ -41,6 +41,7 @@ pub mod resources;
 pub mod traffic;
 pub mod retention;
 pub mod role;
+pub mod webhooks;
 
 pub use account::{
     Account, AccountKind, BillingType, CreditMode, LowBalanceAlert, Module, Relation, Status,

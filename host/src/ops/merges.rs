@@ -278,6 +278,7 @@ impl Canopy {
         if ended != merge.sources.len() as u64 {
             return Err(changed());
         }
+        super::webhooks::accounts_merged(&mut tx, &merge, now_us).await?;
         let mut moved = 0;
         for source in &sources {
             moved +=

@@ -78,6 +78,15 @@ pub struct Settings {
     /// How long a host's claim on a bulk operation lasts unless renewed
     /// (every chunk renews it); then another host takes it over.
     pub operation_lease: Duration,
+    /// The key webhook signing secrets are sealed under (`--data-key`; on
+    /// SQLite, by default, a private key file beside the database). With
+    /// none, webhooks cannot be created.
+    pub data_key: Option<crate::secrets::DataKey>,
+    /// The first wait before a failed webhook delivery is tried again
+    /// (doubled each time, capped); tests use milliseconds.
+    pub webhook_backoff_base: Duration,
+    /// How long one webhook delivery attempt may take.
+    pub webhook_attempt_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -96,6 +105,9 @@ impl Default for Settings {
             subaccounts_max: subaccounts::SUBACCOUNTS_MAX,
             trust_forwarded_for: false,
             operation_lease: operations::LEASE,
+            data_key: None,
+            webhook_backoff_base: crate::domain::webhooks::BACKOFF_BASE,
+            webhook_attempt_timeout: webhooks::ATTEMPT_TIMEOUT,
         }
     }
 }

@@ -384,15 +384,21 @@ fn moved(posted: &Posted, posting: &ledger::Posting, balance_after: Amount) -> M
 }
 
 /// The low-balance alert check of a budget debit, if the sub-account has
-/// alert settings.
+/// alert settings, and its `budget.low` event (same condition).
 pub(crate) fn alert_step(
     sub: &Account,
     transfer_key: &str,
     now_us: i64,
-) -> Option<crate::store::Step> {
+) -> Vec<crate::store::Step> {
     sub.low_balance_alert
         .as_ref()
-        .map(|_| store::ledger::alert_step(&sub.id, transfer_key, now_us))
+        .map(|_| {
+            vec![
+                store::ledger::alert_step(&sub.id, transfer_key, now_us),
+                store::events::budget_low_step(&sub.id, transfer_key, now_us),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// A view whose every field is hidden is denied (API.md), naming the

@@ -639,6 +639,7 @@ impl Canopy {
                 store::operations::progress(&mut tx, &op.id, 0, failed).await?;
                 store::operations::finish(&mut tx, &op.id, host, OperationStatus::Failed, now_us)
                     .await?;
+                super::webhooks::operation_finished(&mut tx, &op.id, now_us).await?;
                 tx.commit().await.map_err(store::db_error)?;
                 return Ok(Chunk::Done);
             }
@@ -668,6 +669,7 @@ impl Canopy {
         if done {
             store::operations::finish(&mut tx, &op.id, host, OperationStatus::Completed, now_us)
                 .await?;
+            super::webhooks::operation_finished(&mut tx, &op.id, now_us).await?;
         }
         tx.commit().await.map_err(store::db_error)?;
         Ok(if done { Chunk::Done } else { Chunk::More })

@@ -295,7 +295,7 @@ impl Canopy {
 
     async fn apply(tx: &mut Tx, id: &str, change: StatusChange, now_us: i64) -> Result<()> {
         if store::accounts::change_status(tx, id, change, now_us).await? {
-            Ok(())
+            store::events::status_changed(tx, &[id], change, now_us).await
         } else {
             Err(changed_meanwhile(id))
         }
@@ -324,6 +324,7 @@ impl Canopy {
                         .into(),
                 ));
             }
+            store::events::status_changed(tx, &ids, change, now_us).await?;
         }
         Ok(())
     }

@@ -318,6 +318,7 @@ impl Canopy {
             )));
         }
         store::accounts::insert(&mut tx, &new).await?;
+        super::webhooks::account_created(&mut tx, &new, now_us).await?;
         let invitation = if invite {
             Some(
                 self.issue_invitation(&mut tx, &new.id, &email, Role::Admin, None, now_us)

@@ -12,18 +12,17 @@
 //! directory is private to this host's user (0700); one that others may
 //! write to is tightened, or refused when it cannot be.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+pub use crate::secrets::hmac_sha256;
 
 /// Marks a tagged entry: the tag follows, then the serialized component.
 const MAGIC: &[u8; 8] = b"CNPYWC1\n";
 const TAG_BYTES: usize = 32;
-const KEY_BYTES: usize = 32;
+const KEY_BYTES: usize = crate::secrets::KEY_BYTES;
 /// The key's file, inside the cache directory.
 const KEY_FILE: &str = "cache.key";
 /// What the cache directory is called under a data or cache directory.
@@ -84,7 +83,7 @@ impl WasmCache {
             })?;
             tracing::warn!(dir = %shown, mode = format!("{:o}", meta.mode() & 0o777), "the Wasm cache directory was open to other users; made 0700");
         }
-        let key = load_or_make_key(dir, me)?;
+        let key = crate::secrets::load_or_make_key_file(&dir.join(KEY_FILE), "Wasm cache key")?;
         Ok(WasmCache {
             dir: dir.to_path_buf(),
             key,
@@ -150,81 +149,6 @@ impl WasmCache {
         }
         hmac_sha256(&self.key, &message)
     }
-}
-
-/// The cache's key: read from its file, or made now. A key that others
-/// could read is replaced (every entry it signed is then recompiled).
-fn load_or_make_key(dir: &Path, me: u32) -> Result<[u8; KEY_BYTES], String> {
-    let path = dir.join(KEY_FILE);
-    let shown = path.display();
-    for _ in 0..3 {
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let meta = file
-                    .metadata()
-                    .map_err(|e| format!("cannot read {shown}: {e}"))?;
-                let mut key = [0u8; KEY_BYTES];
-                let whole = meta.len() == KEY_BYTES as u64 && file.read_exact(&mut key).is_ok();
-                if whole && meta.uid() == me && meta.mode() & 0o077 == 0 {
-                    return Ok(key);
-                }
-                tracing::warn!(key = %shown, "the Wasm cache key was not private or not whole; replacing it");
-                fs::remove_file(&path).map_err(|e| format!("cannot replace {shown}: {e}"))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let mut key = [0u8; KEY_BYTES];
-                rand::rng().fill_bytes(&mut key);
-                // Written whole under another name, then linked into place:
-                // a host starting beside us never reads half a key, and the
-                // first link wins.
-                let tmp = dir.join(format!("{KEY_FILE}.{}", std::process::id()));
-                let _ = fs::remove_file(&tmp);
-                let written = (|| -> io::Result<()> {
-                    let mut file: File = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    file.write_all(&key)?;
-                    file.sync_all()?;
-                    match fs::hard_link(&tmp, &path) {
-                        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-                        _ => Ok(()),
-                    }
-                })();
-                let _ = fs::remove_file(&tmp);
-                written.map_err(|e| format!("cannot write the Wasm cache key {shown}: {e}"))?;
-                // Read back whichever key won.
-            }
-            Err(e) => return Err(format!("cannot read the Wasm cache key {shown}: {e}")),
-        }
-    }
-    Err(format!("cannot settle the Wasm cache key {shown}"))
-}
-
-/// HMAC-SHA256 (RFC 2104) of `message` under `key` (at most one block).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -47,3 +47,68 @@ pub async fn emit(
         .map_err(db_error)?;
     Ok(id)
 }
+
+/// Records, in the caller's transaction, the event of a status change
+/// (`account.suspended`, `account.unsuspended`, `account.deleted`) for
+/// each of `ids`: set-based, one statement per few hundred accounts. The
+/// data is `{"status", "previous_status"}`. A change that is none of
+/// those (an invitation accepted) records nothing.
+pub async fn status_changed(
+    c: &mut Conn,
+    ids: &[&str],
+    change: super::accounts::StatusChange,
+    now_us: i64,
+) -> Result<()> {
+    let Some(kind) = crate::domain::webhooks::status_event(change.from, change.to) else {
+        return Ok(());
+    };
+    let data = serde_json::json!({
+        "status": change.to.as_str(),
+        "previous_status": change.from.as_str(),
+    })
+    .to_string();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 5)).collect();
+        // Only placeholders are formatted into the statement.
+        let sql = format!(
+            "INSERT INTO events (id, tree_id, account_id, type, data, created_at)
+             SELECT $1 || '_' || a.id, COALESCE(a.parent_id, a.id), a.id, $2, $3, $4
+             FROM accounts a WHERE a.id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(crate::secrets::new_id("evt"))
+            .bind(kind.as_str())
+            .bind(&data)
+            .bind(now_us);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *c).await.map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// The `budget.low` event of a budget debit, recorded beside its
+/// low-balance notification and on the same condition (the transfer with
+/// `idempotency_key` took the budget from at or above the threshold to
+/// below it). Data: `{"budget_micros", "threshold_micros", "currency"}`.
+pub fn budget_low_step(account_id: &str, idempotency_key: &str, now_us: i64) -> Step {
+    Step::new(
+        "INSERT INTO events (id, tree_id, account_id, type, data, created_at)
+         SELECT $1, COALESCE(a.parent_id, a.id), a.id, 'budget.low',
+                '{\"budget_micros\":' || t.debit_balance_after
+                || ',\"threshold_micros\":' || a.low_balance_threshold_micros
+                || ',\"currency\":\"' || COALESCE(a.currency, p.currency, '') || '\"}', $2
+         FROM transfers t JOIN accounts a ON a.id = $3 LEFT JOIN accounts p ON p.id = a.parent_id
+         WHERE t.idempotency_key = $4 AND a.low_balance_threshold_micros IS NOT NULL
+           AND t.debit_balance_after < a.low_balance_threshold_micros
+           AND t.debit_balance_after + t.amount_micros >= a.low_balance_threshold_micros",
+        vec![
+            Arg::Text(Some(crate::secrets::new_id("evt"))),
+            Arg::Int(Some(now_us)),
+            Arg::Text(Some(account_id.to_string())),
+            Arg::Text(Some(idempotency_key.to_string())),
+        ],
+    )
+}
