@@ -37,7 +37,6 @@ use super::messages::{Unsent, channel_enabled, charged_message, check_body, pric
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::Status;
 use crate::domain::events::EventType;
-use crate::domain::names::e164;
 use crate::error::FieldError;
 use crate::policy::View;
 use crate::secrets::new_id;
