@@ -13,6 +13,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+pub use super::operations::Among;
 use super::operations::Leased;
 use super::{Backend, Conn, db_error};
 use crate::clock::from_us;
@@ -187,15 +188,6 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Campaign>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Whose campaigns a list shows.
-#[derive(Debug, Clone, Copy)]
-pub enum Among<'a> {
-    /// Every campaign of a tree (the operator's view of a parent).
-    Tree(&'a str),
-    /// The campaigns of one account.
-    Account(&'a str),
-}
-
 /// One page of campaigns, newest first, before the cursor `before`.
 pub async fn list(
     c: &mut Conn,
@@ -203,19 +195,7 @@ pub async fn list(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Campaign>> {
-    let (column, id) = match among {
-        Among::Tree(id) => ("tree_id", id),
-        Among::Account(id) => ("account_id", id),
-    };
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    let rows = super::operations::newest_first(c, SELECT, among, before, limit).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -245,12 +245,12 @@ pub async fn errors(c: &mut Conn, op_id: &str, limit: i64) -> Result<Vec<ItemErr
         .collect()
 }
 
-/// Whose operations a list shows.
+/// Whose operations (or campaigns) a list shows.
 #[derive(Debug, Clone, Copy)]
 pub enum Among<'a> {
-    /// Every operation of a tree (its parent's view).
+    /// Every one of a tree (its parent's view).
     Tree(&'a str),
-    /// The operations requested in one account.
+    /// Those requested in one account.
     Account(&'a str),
 }
 
@@ -261,20 +261,32 @@ pub async fn list(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Operation>> {
+    let rows = newest_first(c, SELECT, among, before, limit).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// One page of the rows `select` reads (a table with `id`, `tree_id` and
+/// `account_id`; ids grow with time), newest first, before `before`.
+pub async fn newest_first(
+    c: &mut Conn,
+    select: &str,
+    among: Among<'_>,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<AnyRow>> {
     let (column, id) = match among {
         Among::Tree(id) => ("tree_id", id),
         Among::Account(id) => ("account_id", id),
     };
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+    sqlx::query(AssertSqlSafe(format!(
+        "{select} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
     )))
     .bind(id)
     .bind(before)
     .bind(limit)
     .fetch_all(&mut *c)
     .await
-    .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    .map_err(db_error)
 }
 
 /// The id of an operation waiting for a host: queued, or running under a
