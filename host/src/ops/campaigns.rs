@@ -64,8 +64,6 @@ pub const CHUNK: i64 = 100;
 /// moved test clock is noticed at once (a host is also woken by the
 /// campaigns it stores itself).
 const POLL: Duration = Duration::from_millis(200);
-/// After a failed chunk (database unreachable, a deadlock), wait this long.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Wakes this process's worker when it stored a campaign.
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -289,15 +287,29 @@ impl Canopy {
         account_id: &str,
         campaign_id: &str,
     ) -> Result<(Campaign, View)> {
+        self.campaign_in(principal, account_id, campaign_id, "campaign.list")
+            .await
+            .map(|(_, campaign, view)| (campaign, view))
+    }
+
+    /// A campaign of the account in the path, after `action` was
+    /// authorized (404 for one of another account, whatever its tree).
+    async fn campaign_in(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        campaign_id: &str,
+        action: &str,
+    ) -> Result<(super::Actor, Campaign, View)> {
         let actor = self.enter(principal, account_id).await?;
-        self.authorize(&actor, "campaign.list", &[]).await?;
-        let view = self.view(&actor, "campaign.list", "campaigns").await?;
+        self.authorize(&actor, action, &[]).await?;
+        let view = self.view(&actor, action, "campaigns").await?;
         let mut c = self.store.reader().await?;
         let campaign = store::campaigns::get(&mut c, campaign_id)
             .await?
             .filter(|k| k.account_id == actor.target.id)
             .ok_or_else(|| Error::not_found("campaign", campaign_id))?;
-        Ok((campaign, view))
+        Ok((actor, campaign, view))
     }
 
     /// `POST /v1/accounts/{id}/campaigns/{campaign_id}/cancel`: nothing
@@ -308,16 +320,9 @@ impl Canopy {
         account_id: &str,
         campaign_id: &str,
     ) -> Result<(Campaign, View)> {
-        let actor = self.enter(principal, account_id).await?;
-        self.authorize(&actor, "campaign.cancel", &[]).await?;
-        let view = self.view(&actor, "campaign.cancel", "campaigns").await?;
-        let found = {
-            let mut c = self.store.reader().await?;
-            store::campaigns::get(&mut c, campaign_id)
-                .await?
-                .filter(|k| k.account_id == actor.target.id)
-                .ok_or_else(|| Error::not_found("campaign", campaign_id))?
-        };
+        let (_, found, view) = self
+            .campaign_in(principal, account_id, campaign_id, "campaign.cancel")
+            .await?;
         let now_us = self.clock.now_us();
         let mut tx = self.store.begin().await?;
         let canceled = store::campaigns::cancel(&mut tx, &found.id, now_us).await?;
@@ -381,21 +386,10 @@ enum Chunk {
 /// Sends due campaigns forever: the background task every host starts.
 pub async fn run_campaigns(canopy: Arc<Canopy>) {
     let host = new_id("host");
-    loop {
-        match canopy.send_due_campaign(&host).await {
-            Ok(true) => tokio::task::yield_now().await,
-            Ok(false) => {
-                tokio::select! {
-                    _ = WAKE.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "sending a campaign failed; retrying");
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-        }
-    }
+    super::operations::work_forever("sending a campaign", &WAKE, POLL, || {
+        canopy.send_due_campaign(&host)
+    })
+    .await
 }
 
 /// The event a campaign's end emits: the campaign as its account's admins

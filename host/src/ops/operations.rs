@@ -530,17 +530,36 @@ enum Chunk {
 /// Runs operations forever: the background task every host starts.
 pub async fn run_operations(canopy: Arc<Canopy>) {
     let host = new_id("host");
+    work_forever("running an operation", &WAKE, POLL, || {
+        canopy.work_once(&host)
+    })
+    .await
+}
+
+/// A durable worker's loop (operations, campaigns): `work` claims and does
+/// one piece of work, `Ok(false)` when none was waiting; then it is called
+/// again at once, or when `wake` is notified or `poll` has passed, or
+/// after a pause when it failed (`what` names it in the log).
+pub(crate) async fn work_forever<F, Fut>(
+    what: &str,
+    wake: &tokio::sync::Notify,
+    poll: Duration,
+    mut work: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
     loop {
-        match canopy.work_once(&host).await {
+        match work().await {
             Ok(true) => tokio::task::yield_now().await,
             Ok(false) => {
                 tokio::select! {
-                    _ = WAKE.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "running an operation failed; retrying");
+                tracing::warn!(error = %e, "{what} failed; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }

@@ -13,6 +13,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+pub use super::operations::Among;
+use super::operations::Leased;
 use super::{Backend, Conn, db_error};
 use crate::clock::from_us;
 use crate::policy::output::Campaigns;
@@ -186,15 +188,6 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Campaign>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Whose campaigns a list shows.
-#[derive(Debug, Clone, Copy)]
-pub enum Among<'a> {
-    /// Every campaign of a tree (the operator's view of a parent).
-    Tree(&'a str),
-    /// The campaigns of one account.
-    Account(&'a str),
-}
-
 /// One page of campaigns, newest first, before the cursor `before`.
 pub async fn list(
     c: &mut Conn,
@@ -202,19 +195,7 @@ pub async fn list(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Campaign>> {
-    let (column, id) = match among {
-        Among::Tree(id) => ("tree_id", id),
-        Among::Account(id) => ("account_id", id),
-    };
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    let rows = super::operations::newest_first(c, SELECT, among, before, limit).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -278,12 +259,13 @@ pub async fn apply_plan(
     Ok(changed)
 }
 
-/// Whether some campaign is due: scheduled (or sending under a lease that
-/// expired, its host died) at or before the clock's `now_us`. A read, so
+/// Whether some campaign is due: scheduled at or before the clock's
+/// `now_us`, or sending under a lease that expired (its host died; it goes
+/// on whatever the clock of the host that takes it over says). A read, so
 /// idle polls never take SQLite's writer.
 pub async fn any_due(c: &mut Conn, now_us: i64, now_wall_us: i64) -> Result<bool> {
     let row = sqlx::query(
-        "SELECT id FROM campaigns WHERE status IN ('scheduled', 'sending') AND scheduled_at <= $1
+        "SELECT id FROM campaigns WHERE (status = 'sending' OR status = 'scheduled' AND scheduled_at <= $1)
            AND (claimed_until IS NULL OR claimed_until < $2)
          LIMIT 1",
     )
@@ -310,7 +292,7 @@ pub async fn claim(
         Backend::Sqlite => "",
     };
     let candidate = sqlx::query(AssertSqlSafe(format!(
-        "SELECT id FROM campaigns WHERE status IN ('scheduled', 'sending') AND scheduled_at <= $1
+        "SELECT id FROM campaigns WHERE (status = 'sending' OR status = 'scheduled' AND scheduled_at <= $1)
            AND (claimed_until IS NULL OR claimed_until < $2)
          ORDER BY scheduled_at, id LIMIT 1{lock}"
     )))
@@ -348,32 +330,19 @@ pub async fn claim(
 /// host after the lease expired). The first write of every chunk: on
 /// PostgreSQL it holds the campaign's row until the chunk commits.
 pub async fn renew(c: &mut Conn, id: &str, host: &str, until: i64) -> Result<bool> {
-    let renewed = sqlx::query(
-        "UPDATE campaigns SET claimed_until = $3
-         WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
-    )
-    .bind(id)
-    .bind(host)
-    .bind(until)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(renewed.rows_affected() == 1)
+    super::operations::renew_lease(c, CAMPAIGNS, id, host, until).await
 }
+
+/// Campaigns as leased work: held while `sending`.
+const CAMPAIGNS: Leased = Leased {
+    table: "campaigns",
+    running: "sending",
+};
 
 /// Gives up `host`'s claim at once (after a chunk failed), so any host may
 /// take the campaign again without waiting for the lease to end.
 pub async fn release(c: &mut Conn, id: &str, host: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE campaigns SET claimed_by = NULL, claimed_until = NULL
-         WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
-    )
-    .bind(id)
-    .bind(host)
-    .execute(&mut *c)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+    super::operations::release_lease(c, CAMPAIGNS, id, host).await
 }
 
 /// The next `limit` recipients without an outcome, in order: `(seq,

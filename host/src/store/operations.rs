@@ -245,12 +245,12 @@ pub async fn errors(c: &mut Conn, op_id: &str, limit: i64) -> Result<Vec<ItemErr
         .collect()
 }
 
-/// Whose operations a list shows.
+/// Whose operations (or campaigns) a list shows.
 #[derive(Debug, Clone, Copy)]
 pub enum Among<'a> {
-    /// Every operation of a tree (its parent's view).
+    /// Every one of a tree (its parent's view).
     Tree(&'a str),
-    /// The operations requested in one account.
+    /// Those requested in one account.
     Account(&'a str),
 }
 
@@ -261,20 +261,32 @@ pub async fn list(
     before: &str,
     limit: i64,
 ) -> Result<Vec<Operation>> {
+    let rows = newest_first(c, SELECT, among, before, limit).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// One page of the rows `select` reads (a table with `id`, `tree_id` and
+/// `account_id`; ids grow with time), newest first, before `before`.
+pub async fn newest_first(
+    c: &mut Conn,
+    select: &str,
+    among: Among<'_>,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<AnyRow>> {
     let (column, id) = match among {
         Among::Tree(id) => ("tree_id", id),
         Among::Account(id) => ("account_id", id),
     };
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+    sqlx::query(AssertSqlSafe(format!(
+        "{select} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
     )))
     .bind(id)
     .bind(before)
     .bind(limit)
     .fetch_all(&mut *c)
     .await
-    .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    .map_err(db_error)
 }
 
 /// The id of an operation waiting for a host: queued, or running under a
@@ -343,11 +355,40 @@ pub async fn claim(
 /// The first statement of every chunk: on PostgreSQL it holds the
 /// operation's row until the chunk commits.
 pub async fn renew(c: &mut Conn, op_id: &str, host: &str, until: i64) -> Result<bool> {
-    let renewed = sqlx::query(
-        "UPDATE operations SET claimed_until = $3
-         WHERE id = $1 AND claimed_by = $2 AND status = 'running'",
-    )
-    .bind(op_id)
+    renew_lease(c, Leased::OPERATIONS, op_id, host, until).await
+}
+
+/// A table of durable work whose rows hosts claim with a lease
+/// (`claimed_by`, `claimed_until`) while in their running status.
+#[derive(Debug, Clone, Copy)]
+pub struct Leased {
+    pub table: &'static str,
+    pub running: &'static str,
+}
+
+impl Leased {
+    pub const OPERATIONS: Leased = Leased {
+        table: "operations",
+        running: "running",
+    };
+}
+
+/// Extends `host`'s lease on a row of `work`; false if it is no longer
+/// `host`'s (taken over, or no longer running). On PostgreSQL the row is
+/// held until the transaction ends.
+pub async fn renew_lease(
+    c: &mut Conn,
+    work: Leased,
+    id: &str,
+    host: &str,
+    until: i64,
+) -> Result<bool> {
+    let renewed = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET claimed_until = $3
+         WHERE id = $1 AND claimed_by = $2 AND status = '{}'",
+        work.table, work.running
+    )))
+    .bind(id)
     .bind(host)
     .bind(until)
     .execute(&mut *c)
@@ -356,20 +397,26 @@ pub async fn renew(c: &mut Conn, op_id: &str, host: &str, until: i64) -> Result<
     Ok(renewed.rows_affected() == 1)
 }
 
-/// Gives up `host`'s claim at once (after a chunk failed, say on a
-/// deadlock), so any host may take the operation again without waiting for
-/// the lease to end.
-pub async fn release(c: &mut Conn, op_id: &str, host: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE operations SET claimed_by = NULL, claimed_until = NULL
-         WHERE id = $1 AND claimed_by = $2 AND status = 'running'",
-    )
-    .bind(op_id)
+/// Gives up `host`'s lease on a row of `work` at once.
+pub async fn release_lease(c: &mut Conn, work: Leased, id: &str, host: &str) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {} SET claimed_by = NULL, claimed_until = NULL
+         WHERE id = $1 AND claimed_by = $2 AND status = '{}'",
+        work.table, work.running
+    )))
+    .bind(id)
     .bind(host)
     .execute(&mut *c)
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Gives up `host`'s claim at once (after a chunk failed, say on a
+/// deadlock), so any host may take the operation again without waiting for
+/// the lease to end.
+pub async fn release(c: &mut Conn, op_id: &str, host: &str) -> Result<()> {
+    release_lease(c, Leased::OPERATIONS, op_id, host).await
 }
 
 /// An item still to do, with the resource as it is now.
