@@ -311,6 +311,30 @@ both_backends! {
     }
 }
 
+both_backends! {
+    options = Options { purge_every: Some(Duration::from_millis(200)), ..fast_retries() };
+
+    async fn the_delivery_log_and_events_are_kept_thirty_days(app) {
+        app.allow_private_webhooks(true).await;
+        let rx = Receiver::start().await;
+        let parent = app.parent("acme.example", "enterprise").await;
+        let (wh, _) = app.webhook(&parent.id, &parent.key, &rx.url, &["account.created"]).await;
+        active_sub(&app, &parent, "Team", "team@acme.example").await;
+        app.await_deliveries(&parent.id, &parent.key, &wh, |l| l.len() == 1 && l[0]["status"] == "delivered").await;
+        let count = "SELECT COUNT(*) FROM events WHERE type = $1";
+        app.set_clock(&(chrono::Utc::now() + chrono::Duration::days(29)).to_rfc3339()).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(app.deliveries(&parent.id, &parent.key, &wh).await.len(), 1, "kept 29 days");
+        app.set_clock(&(chrono::Utc::now() + chrono::Duration::days(31)).to_rfc3339()).await;
+        app.await_deliveries(&parent.id, &parent.key, &wh, |l| l.is_empty()).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.query_rows(count, "account.created").await[0][0].as_deref() != Some("0") {
+            assert!(Instant::now() < deadline, "the event was not purged");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Two hosts on one PostgreSQL database: every event reaches the receiver
 /// once (one delivery per webhook and event, claimed by one host).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

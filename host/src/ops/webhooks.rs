@@ -27,8 +27,8 @@ use tokio::sync::Semaphore;
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::events::EventType;
 use crate::domain::webhooks::{
-    self as rules, RETRY_WINDOW, WEBHOOKS_PER_ACCOUNT_MAX, backoff, payload_data, refused_address,
-    signature,
+    self as rules, LOG_RETENTION, RETRY_WINDOW, WEBHOOKS_PER_ACCOUNT_MAX, backoff, payload_data,
+    refused_address, signature,
 };
 use crate::secrets::{new_id, new_secret};
 use crate::store::accounts::NewAccount;
@@ -50,6 +50,8 @@ const DISPATCH_BATCH: i64 = 200;
 const CLAIM: Duration = Duration::from_secs(60);
 /// The most of a failure's text kept in the delivery log.
 const ERROR_MAX: usize = 300;
+/// Rows one purge statement deletes at most.
+const PURGE_BATCH: i64 = 10_000;
 /// The `User-Agent` of deliveries.
 const USER_AGENT: &str = "Canopy-Webhooks/1";
 
@@ -426,8 +428,15 @@ pub async fn run_webhooks(canopy: Arc<Canopy>) {
     let slots = Arc::new(Semaphore::new(DELIVERIES_AT_ONCE));
     let mut every = tokio::time::interval(POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purged_at = tokio::time::Instant::now();
     loop {
         every.tick().await;
+        if purged_at.elapsed() >= canopy.settings.purge_every {
+            purged_at = tokio::time::Instant::now();
+            if let Err(e) = canopy.purge_webhook_log().await {
+                tracing::warn!(error = %e, "purging old events and deliveries failed");
+            }
+        }
         if let Err(e) = canopy.dispatch_events().await {
             tracing::warn!(error = %e, "fanning events out to webhooks failed");
         }
@@ -465,6 +474,23 @@ impl Canopy {
         }
     }
 
+    /// Deletes events and finished deliveries older than [`LOG_RETENTION`]
+    /// (by the clock), a bounded batch per pass.
+    pub async fn purge_webhook_log(&self) -> Result<()> {
+        let before = self.clock.now_us() - LOG_RETENTION.as_micros() as i64;
+        let mut tx = self.store.begin().await?;
+        let (deliveries, events) = store::webhooks::purge(&mut tx, before, PURGE_BATCH).await?;
+        tx.commit().await.map_err(store::db_error)?;
+        if deliveries + events > 0 {
+            tracing::info!(
+                deliveries,
+                events,
+                "old webhook deliveries and events purged"
+            );
+        }
+        Ok(())
+    }
+
     /// Claims as many due deliveries as there are free slots and attempts
     /// each in its own task.
     async fn start_deliveries(self: &Arc<Self>, host: &str, slots: &Arc<Semaphore>) -> Result<()> {
@@ -488,12 +514,14 @@ impl Canopy {
                 .webhooks_allow_private
         };
         let wall = wall_us();
+        // Longer than any attempt, so a live attempt keeps its claim.
+        let claim = CLAIM.max(self.settings.webhook_attempt_timeout * 2);
         let mut tx = self.store.begin().await?;
         let due = store::webhooks::claim_due(
             &mut tx,
             self.store.backend,
             host,
-            (self.clock.now_us(), wall, wall + CLAIM.as_micros() as i64),
+            (self.clock.now_us(), wall, wall + claim.as_micros() as i64),
             free as i64,
         )
         .await?;

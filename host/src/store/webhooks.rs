@@ -413,3 +413,34 @@ pub async fn any_due(c: &mut Conn, now_us: i64, wall_us: i64) -> Result<bool> {
     .map_err(db_error)?;
     Ok(row.is_some())
 }
+
+/// Deletes up to `limit` finished deliveries (delivered or failed) made
+/// before `before_us`, then up to `limit` dispatched events from before it
+/// that no delivery refers to any more. Returns (deliveries, events).
+pub async fn purge(c: &mut Conn, before_us: i64, limit: i64) -> Result<(u64, u64)> {
+    let deliveries = sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE id IN (
+             SELECT id FROM webhook_deliveries
+             WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
+    )
+    .bind(before_us)
+    .bind(limit)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    let events = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT e.id FROM events e
+             WHERE e.dispatched_at IS NOT NULL AND e.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+             LIMIT $2)",
+    )
+    .bind(before_us)
+    .bind(limit)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok((deliveries, events))
+}
