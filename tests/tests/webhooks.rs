@@ -238,6 +238,9 @@ both_backends! {
             "http://[fd00:ec2::254]/",
             "http://0.0.0.0/",
             "http://[ff02::1]/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[64:ff9b::a9fe:a9fe]/",
         ] {
             let body = create(url).await.expect_problem(422, "validation_failed");
             assert_eq!(field_of(&body), "url", "{url}: {body}");
