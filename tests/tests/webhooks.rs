@@ -92,6 +92,55 @@ both_backends! {
         assert_eq!(rx.received().len(), 2);
     }
 
+    async fn every_account_event_and_finished_operations_reach_the_trees_webhook(app) {
+        app.allow_private_webhooks(true).await;
+        let rx = Receiver::start().await;
+        let parent = app.parent("acme.example", "enterprise").await;
+        let a = active_sub(&app, &parent, "A", "a@acme.example").await;
+        let b = active_sub(&app, &parent, "B", "b@acme.example").await;
+        let c = active_sub(&app, &parent, "C", "c@acme.example").await;
+        let (wh, _) = app.webhook(&parent.id, &parent.key, &rx.url, &["account.*", "operation.completed"]).await;
+        app.post(&format!("/v1/accounts/{a}/suspend"), &parent.key, json!({})).await.expect(200);
+        app.post(&format!("/v1/accounts/{a}/unsuspend"), &parent.key, json!({})).await.expect(200);
+        // A parent's suspension: one event per account whose status changes.
+        app.op_post(&format!("/v1/operator/accounts/{}/suspend", parent.id), json!({})).await.expect(200);
+        app.op_post(&format!("/v1/operator/accounts/{}/unsuspend", parent.id), json!({})).await.expect(200);
+        let merge = app.post(&format!("/v1/accounts/{}/merges", parent.id), &parent.key,
+            json!({"sources": [c], "target": b})).await.expect(201);
+        app.op_post(&format!("/v1/operator/accounts/{}/merges/{}/approve", parent.id, merge["id"].as_str().unwrap()), json!({})).await.expect(200);
+        app.delete(&format!("/v1/accounts/{a}"), &parent.key).await.expect(200);
+        app.provision(&parent, "line", &canopy_e2e::resources::lines("1", 5_550_000, 2), Value::Null).await;
+        let ids: Vec<String> = app.all_resources(&parent.id, &parent.key, "").await.iter()
+            .map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        let op = app.transfer(&parent, &b, &ids).await;
+        let got = rx.wait_for(13).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut seen: Vec<(String, String)> = rx.received().iter().map(|r| {
+            let body = r.json();
+            (body["type"].as_str().unwrap().to_string(), body["account_id"].as_str().unwrap().to_string())
+        }).collect();
+        seen.sort();
+        let p = parent.id.clone();
+        let mut want: Vec<(String, String)> = [
+            ("account.suspended", &a), ("account.unsuspended", &a),
+            ("account.suspended", &p), ("account.suspended", &a), ("account.suspended", &b), ("account.suspended", &c),
+            ("account.unsuspended", &p), ("account.unsuspended", &a), ("account.unsuspended", &b), ("account.unsuspended", &c),
+            ("account.merged", &c), ("account.deleted", &a), ("operation.completed", &p),
+        ].iter().map(|(t, id)| (t.to_string(), id.to_string())).collect();
+        want.sort();
+        assert_eq!(seen, want);
+        let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+        let merged = bodies.iter().find(|b| b["type"] == "account.merged").unwrap();
+        assert_eq!(merged["data"], json!({"merged_into": b, "merge_id": merge["id"]}));
+        let deleted = bodies.iter().find(|b| b["type"] == "account.deleted").unwrap();
+        assert_eq!(deleted["data"], json!({"status": "deleted", "previous_status": "active"}));
+        let done = bodies.iter().find(|b| b["type"] == "operation.completed").unwrap();
+        assert_eq!(done["data"], json!({"operation_id": op["id"], "kind": "transfer", "status": "completed",
+            "total": 2, "succeeded": 2, "failed": 0}));
+        let log = app.await_deliveries(&parent.id, &parent.key, &wh, |l| l.iter().all(|d| d["status"] == "delivered")).await;
+        assert_eq!(log.len(), 13);
+    }
+
     async fn a_failing_receiver_gets_the_event_again_with_the_same_id(app) {
         app.allow_private_webhooks(true).await;
         let rx = Receiver::start().await;
