@@ -141,6 +141,35 @@ both_backends! {
         assert_eq!(log.len(), 13);
     }
 
+    async fn an_https_target_must_present_a_trusted_certificate(app) {
+        app.allow_private_webhooks(true).await;
+        // A server that speaks plain HTTP: the TLS handshake fails, nothing
+        // is sent in clear, and the delivery waits for a retry.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let https = format!("https://{}/hooks", plain.local_addr().unwrap());
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = plain.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = seen_tx.send(buf[..n].to_vec());
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let parent = app.parent("acme.example", "enterprise").await;
+        let (wh, _) = app.webhook(&parent.id, &parent.key, &https, &["account.created"]).await;
+        active_sub(&app, &parent, "Team", "team@acme.example").await;
+        let log = app.await_deliveries(&parent.id, &parent.key, &wh, |l| {
+            l.len() == 1 && l[0]["attempts"].as_i64().unwrap_or(0) >= 1
+        }).await;
+        assert_eq!(log[0]["status"], "pending");
+        assert!(log[0]["last_error"].as_str().unwrap().contains("TLS"), "{log:?}");
+        let hello = seen_rx.recv().await.unwrap();
+        assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record, not a request in clear");
+        assert!(!String::from_utf8_lossy(&hello).contains("evt_"));
+    }
+
     async fn a_failing_receiver_gets_the_event_again_with_the_same_id(app) {
         app.allow_private_webhooks(true).await;
         let rx = Receiver::start().await;
