@@ -39,6 +39,9 @@ use crate::{Error, Result};
 
 /// Deliveries one host attempts at once.
 pub const DELIVERIES_AT_ONCE: usize = 16;
+/// Attempts one host makes at once to one webhook: a receiver that hangs
+/// holds at most these slots, and the others go on to other receivers.
+pub const PER_WEBHOOK_AT_ONCE: i64 = 4;
 /// How long one attempt (connect, TLS, request, response head) may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the worker looks for events and due deliveries.
@@ -440,8 +443,18 @@ pub async fn run_webhooks(canopy: Arc<Canopy>) {
         if let Err(e) = canopy.dispatch_events().await {
             tracing::warn!(error = %e, "fanning events out to webhooks failed");
         }
-        if let Err(e) = canopy.start_deliveries(&host, &slots).await {
-            tracing::warn!(error = %e, "claiming webhook deliveries failed");
+        match canopy.start_deliveries(&host, &slots).await {
+            // Every slot taken and maybe more due: go on as soon as half
+            // the slots are free again, not at the next tick.
+            Ok(true) => {
+                let half = slots.acquire_many(DELIVERIES_AT_ONCE as u32 / 2);
+                if let Ok(Ok(half)) = tokio::time::timeout(POLL, half).await {
+                    drop(half);
+                }
+                every.reset_immediately();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
         }
     }
 }
@@ -492,19 +505,24 @@ impl Canopy {
     }
 
     /// Claims as many due deliveries as there are free slots and attempts
-    /// each in its own task.
-    async fn start_deliveries(self: &Arc<Self>, host: &str, slots: &Arc<Semaphore>) -> Result<()> {
+    /// each in its own task; true if it took every free slot (more may be
+    /// due).
+    async fn start_deliveries(
+        self: &Arc<Self>,
+        host: &str,
+        slots: &Arc<Semaphore>,
+    ) -> Result<bool> {
         let Some(key) = self.settings.data_key.clone() else {
-            return Ok(()); // no webhook can exist without one
+            return Ok(false); // no webhook can exist without one
         };
         let free = slots.available_permits();
         if free == 0 {
-            return Ok(());
+            return Ok(true);
         }
         {
             let mut c = self.store.reader().await?;
             if !store::webhooks::any_due(&mut c, self.clock.now_us(), wall_us()).await? {
-                return Ok(());
+                return Ok(false);
             }
         }
         let allow_private = {
@@ -522,10 +540,11 @@ impl Canopy {
             self.store.backend,
             host,
             (self.clock.now_us(), wall, wall + claim.as_micros() as i64),
-            free as i64,
+            (free as i64, PER_WEBHOOK_AT_ONCE),
         )
         .await?;
         tx.commit().await.map_err(store::db_error)?;
+        let saturated = due.len() == free;
         for d in due {
             let permit = slots
                 .clone()
@@ -541,7 +560,7 @@ impl Canopy {
                 }
             });
         }
-        Ok(())
+        Ok(saturated)
     }
 
     /// One attempt: the HTTP status, or why there was none.
