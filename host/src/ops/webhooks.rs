@@ -444,12 +444,11 @@ pub async fn run_webhooks(canopy: Arc<Canopy>) {
             tracing::warn!(error = %e, "fanning events out to webhooks failed");
         }
         match canopy.start_deliveries(&host, &slots).await {
-            // Every slot taken and maybe more due: go on as soon as half
-            // the slots are free again, not at the next tick.
+            // Some were due, maybe more are: claim again as soon as a slot
+            // is free (at most a tick later), not at the next tick.
             Ok(true) => {
-                let half = slots.acquire_many(DELIVERIES_AT_ONCE as u32 / 2);
-                if let Ok(Ok(half)) = tokio::time::timeout(POLL, half).await {
-                    drop(half);
+                if let Ok(Ok(one)) = tokio::time::timeout(POLL, slots.acquire()).await {
+                    drop(one);
                 }
                 every.reset_immediately();
             }
@@ -505,8 +504,7 @@ impl Canopy {
     }
 
     /// Claims as many due deliveries as there are free slots and attempts
-    /// each in its own task; true if it took every free slot (more may be
-    /// due).
+    /// each in its own task; true if it claimed any (more may be due).
     async fn start_deliveries(
         self: &Arc<Self>,
         host: &str,
@@ -519,6 +517,7 @@ impl Canopy {
         if free == 0 {
             return Ok(true);
         }
+
         {
             let mut c = self.store.reader().await?;
             if !store::webhooks::any_due(&mut c, self.clock.now_us(), wall_us()).await? {
@@ -544,7 +543,7 @@ impl Canopy {
         )
         .await?;
         tx.commit().await.map_err(store::db_error)?;
-        let saturated = due.len() == free;
+        let claimed = !due.is_empty();
         for d in due {
             let permit = slots
                 .clone()
@@ -560,7 +559,7 @@ impl Canopy {
                 }
             });
         }
-        Ok(saturated)
+        Ok(claimed)
     }
 
     /// One attempt: the HTTP status, or why there was none.
