@@ -79,10 +79,10 @@ impl Receiver {
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
+            if self.state.lock().unwrap().received.len() >= n {
+                return self.received();
             }
+            let got = self.received();
             assert!(
                 std::time::Instant::now() < deadline,
                 "the receiver got {} requests, not {n}: {got:?}",

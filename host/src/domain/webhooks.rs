@@ -17,6 +17,9 @@ pub const WEBHOOKS_PER_ACCOUNT_MAX: i64 = 20;
 pub const EVENTS_MAX: usize = 20;
 /// How long after its event a delivery is retried before it is `failed`.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How long events and finished deliveries are kept (the delivery log
+/// reaches this far back).
+pub const LOG_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest wait between two attempts.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 /// The first wait (doubled after every failed attempt), unless the

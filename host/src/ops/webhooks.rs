@@ -27,8 +27,8 @@ use tokio::sync::Semaphore;
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::events::EventType;
 use crate::domain::webhooks::{
-    self as rules, RETRY_WINDOW, WEBHOOKS_PER_ACCOUNT_MAX, backoff, payload_data, refused_address,
-    signature,
+    self as rules, LOG_RETENTION, RETRY_WINDOW, WEBHOOKS_PER_ACCOUNT_MAX, backoff, payload_data,
+    refused_address, signature,
 };
 use crate::secrets::{new_id, new_secret};
 use crate::store::accounts::NewAccount;
@@ -39,6 +39,9 @@ use crate::{Error, Result};
 
 /// Deliveries one host attempts at once.
 pub const DELIVERIES_AT_ONCE: usize = 16;
+/// Attempts one host makes at once to one webhook: a receiver that hangs
+/// holds at most these slots, and the others go on to other receivers.
+pub const PER_WEBHOOK_AT_ONCE: i64 = 4;
 /// How long one attempt (connect, TLS, request, response head) may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the worker looks for events and due deliveries.
@@ -50,6 +53,8 @@ const DISPATCH_BATCH: i64 = 200;
 const CLAIM: Duration = Duration::from_secs(60);
 /// The most of a failure's text kept in the delivery log.
 const ERROR_MAX: usize = 300;
+/// Rows one purge statement deletes at most.
+const PURGE_BATCH: i64 = 10_000;
 /// The `User-Agent` of deliveries.
 const USER_AGENT: &str = "Canopy-Webhooks/1";
 
@@ -426,13 +431,29 @@ pub async fn run_webhooks(canopy: Arc<Canopy>) {
     let slots = Arc::new(Semaphore::new(DELIVERIES_AT_ONCE));
     let mut every = tokio::time::interval(POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purged_at = tokio::time::Instant::now();
     loop {
         every.tick().await;
+        if purged_at.elapsed() >= canopy.settings.purge_every {
+            purged_at = tokio::time::Instant::now();
+            if let Err(e) = canopy.purge_webhook_log().await {
+                tracing::warn!(error = %e, "purging old events and deliveries failed");
+            }
+        }
         if let Err(e) = canopy.dispatch_events().await {
             tracing::warn!(error = %e, "fanning events out to webhooks failed");
         }
-        if let Err(e) = canopy.start_deliveries(&host, &slots).await {
-            tracing::warn!(error = %e, "claiming webhook deliveries failed");
+        match canopy.start_deliveries(&host, &slots).await {
+            // Some were due, maybe more are: claim again as soon as a slot
+            // is free (at most a tick later), not at the next tick.
+            Ok(true) => {
+                if let Ok(Ok(one)) = tokio::time::timeout(POLL, slots.acquire()).await {
+                    drop(one);
+                }
+                every.reset_immediately();
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
         }
     }
 }
@@ -465,20 +486,42 @@ impl Canopy {
         }
     }
 
+    /// Deletes events and finished deliveries older than [`LOG_RETENTION`]
+    /// (by the clock), a bounded batch per pass.
+    pub async fn purge_webhook_log(&self) -> Result<()> {
+        let before = self.clock.now_us() - LOG_RETENTION.as_micros() as i64;
+        let mut tx = self.store.begin().await?;
+        let (deliveries, events) = store::webhooks::purge(&mut tx, before, PURGE_BATCH).await?;
+        tx.commit().await.map_err(store::db_error)?;
+        if deliveries + events > 0 {
+            tracing::info!(
+                deliveries,
+                events,
+                "old webhook deliveries and events purged"
+            );
+        }
+        Ok(())
+    }
+
     /// Claims as many due deliveries as there are free slots and attempts
-    /// each in its own task.
-    async fn start_deliveries(self: &Arc<Self>, host: &str, slots: &Arc<Semaphore>) -> Result<()> {
+    /// each in its own task; true if it claimed any (more may be due).
+    async fn start_deliveries(
+        self: &Arc<Self>,
+        host: &str,
+        slots: &Arc<Semaphore>,
+    ) -> Result<bool> {
         let Some(key) = self.settings.data_key.clone() else {
-            return Ok(()); // no webhook can exist without one
+            return Ok(false); // no webhook can exist without one
         };
         let free = slots.available_permits();
         if free == 0 {
-            return Ok(());
+            return Ok(true);
         }
+
         {
             let mut c = self.store.reader().await?;
             if !store::webhooks::any_due(&mut c, self.clock.now_us(), wall_us()).await? {
-                return Ok(());
+                return Ok(false);
             }
         }
         let allow_private = {
@@ -488,16 +531,19 @@ impl Canopy {
                 .webhooks_allow_private
         };
         let wall = wall_us();
+        // Longer than any attempt, so a live attempt keeps its claim.
+        let claim = CLAIM.max(self.settings.webhook_attempt_timeout * 2);
         let mut tx = self.store.begin().await?;
         let due = store::webhooks::claim_due(
             &mut tx,
             self.store.backend,
             host,
-            (self.clock.now_us(), wall, wall + CLAIM.as_micros() as i64),
-            free as i64,
+            (self.clock.now_us(), wall, wall + claim.as_micros() as i64),
+            (free as i64, PER_WEBHOOK_AT_ONCE),
         )
         .await?;
         tx.commit().await.map_err(store::db_error)?;
+        let claimed = !due.is_empty();
         for d in due {
             let permit = slots
                 .clone()
@@ -513,7 +559,7 @@ impl Canopy {
                 }
             });
         }
-        Ok(())
+        Ok(claimed)
     }
 
     /// One attempt: the HTTP status, or why there was none.

@@ -264,6 +264,11 @@ pub async fn fan_out(c: &mut Conn, e: &Undispatched, now_us: i64) -> Result<u64>
     Ok(made)
 }
 
+/// How many deliveries of `d`'s webhook are claimed now (`$2`: the wall
+/// clock).
+const IN_FLIGHT: &str = "SELECT COUNT(*) FROM webhook_deliveries x
+     WHERE x.webhook_id = d.webhook_id AND x.status = 'pending' AND x.claimed_until >= $2";
+
 /// A delivery claimed for one attempt, with what the attempt needs.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -281,7 +286,8 @@ pub struct Due {
 }
 
 /// Claims up to `limit` pending deliveries due at `now_us` (the clock)
-/// whose claim is free or expired (wall clock), for `host` until `until`.
+/// whose claim is free or expired (wall clock), for `host` until `until`,
+/// leaving any webhook with at most `per_webhook` claimed at once.
 /// On PostgreSQL the candidates are read `FOR UPDATE SKIP LOCKED`, so hosts
 /// claiming at once take different ones.
 pub async fn claim_due(
@@ -289,21 +295,23 @@ pub async fn claim_due(
     backend: Backend,
     host: &str,
     (now_us, wall_us, until): (i64, i64, i64),
-    limit: i64,
+    (limit, per_webhook): (i64, i64),
 ) -> Result<Vec<Due>> {
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
     let ids: Vec<String> = sqlx::query(AssertSqlSafe(format!(
-        "SELECT id FROM webhook_deliveries
-         WHERE status = 'pending' AND next_attempt_at <= $1
-           AND (claimed_until IS NULL OR claimed_until < $2)
-         ORDER BY next_attempt_at, id LIMIT $3{lock}"
+        "SELECT d.id FROM webhook_deliveries d
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+           AND (d.claimed_until IS NULL OR d.claimed_until < $2)
+           AND ({IN_FLIGHT}) < $4
+         ORDER BY d.next_attempt_at, d.id LIMIT $3{lock}"
     )))
     .bind(now_us)
     .bind(wall_us)
     .bind(limit)
+    .bind(per_webhook)
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?
@@ -313,14 +321,19 @@ pub async fn claim_due(
     .map_err(db_error)?;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
+        // The count again, exact: it sees this transaction's own claims.
         let took = sqlx::query(
             "UPDATE webhook_deliveries SET claimed_by = $2, claimed_until = $3
-             WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $4)",
+             WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $4)
+               AND (SELECT COUNT(*) FROM webhook_deliveries x
+                    WHERE x.webhook_id = (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.id = $1)
+                      AND x.status = 'pending' AND x.claimed_until >= $4) < $5",
         )
         .bind(&id)
         .bind(host)
         .bind(until)
         .bind(wall_us)
+        .bind(per_webhook)
         .execute(&mut *c)
         .await
         .map_err(db_error)?;
@@ -412,4 +425,35 @@ pub async fn any_due(c: &mut Conn, now_us: i64, wall_us: i64) -> Result<bool> {
     .await
     .map_err(db_error)?;
     Ok(row.is_some())
+}
+
+/// Deletes up to `limit` finished deliveries (delivered or failed) made
+/// before `before_us`, then up to `limit` dispatched events from before it
+/// that no delivery refers to any more. Returns (deliveries, events).
+pub async fn purge(c: &mut Conn, before_us: i64, limit: i64) -> Result<(u64, u64)> {
+    let deliveries = sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE id IN (
+             SELECT id FROM webhook_deliveries
+             WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
+    )
+    .bind(before_us)
+    .bind(limit)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    let events = sqlx::query(
+        "DELETE FROM events WHERE id IN (
+             SELECT e.id FROM events e
+             WHERE e.dispatched_at IS NOT NULL AND e.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+             LIMIT $2)",
+    )
+    .bind(before_us)
+    .bind(limit)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok((deliveries, events))
 }
