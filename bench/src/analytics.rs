@@ -126,6 +126,30 @@ async fn fill(app: &TestApp, parent_id: &str) {
             SENT_PER_DAY * DAYS as i64 * PRICE_MICROS
         ));
     }
+    // The tree's own rows (`store::conversations::TREE_ROWS`): the sums.
+    let n = SUBACCOUNTS as i64;
+    for d in 0..DAYS {
+        let new = if (d as i64) * SENT_PER_DAY < CONVERSATIONS { SENT_PER_DAY } else { 0 };
+        rows.push(format!(
+            "('{parent_id}', '{parent_id}', '~tree', 'day', '2031-12-{:02}', {}, {}, {}, {}, {}, {})",
+            d + 1,
+            SENT_PER_DAY * n,
+            RECEIVED_PER_DAY * n,
+            new * n,
+            SENT_PER_DAY * n,
+            RECEIVED_PER_DAY * n,
+            SENT_PER_DAY * PRICE_MICROS * n
+        ));
+    }
+    rows.push(format!(
+        "('{parent_id}', '{parent_id}', '~tree', 'month', '2031-12', {}, {}, {}, {}, {}, {})",
+        SENT_PER_DAY * DAYS as i64 * n,
+        RECEIVED_PER_DAY * DAYS as i64 * n,
+        CONVERSATIONS * n,
+        CONVERSATIONS * n,
+        130 * n,
+        SENT_PER_DAY * DAYS as i64 * PRICE_MICROS * n
+    ));
     for chunk in rows.chunks(500) {
         exec(&mut conn, format!(
             "INSERT INTO traffic_counters (tree_id, account_id, user_id, granularity, period, sent, received,

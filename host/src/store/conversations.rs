@@ -19,6 +19,15 @@ use super::{Arg, Conn, Step, db_error};
 use crate::Result;
 use crate::domain::traffic::{day_key, month_key};
 
+/// The tree-wide counter rows: `account_id` the tree's parent, this
+/// `user_id` (no user id looks like it). They move with every account's
+/// rows, so a tree's report reads one row per period, whatever the number
+/// of sub-accounts.
+pub const TREE_ROWS: &str = "~tree";
+
+/// The tree of the message's conversation (`$1..$4`).
+const TREE: &str = "(SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)";
+
 /// The conversation a message belongs to, by its natural key `$1..$4`.
 pub(super) const CONVERSATION: &str = "(SELECT id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)";
 
@@ -84,7 +93,9 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
                  VALUES ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, '', 'day', $5),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, '', 'month', $6),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'day', $5),
-                        ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'month', $6)
+                        ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'month', $6),
+                        ({TREE}, {TREE}, '~tree', 'day', $5),
+                        ({TREE}, {TREE}, '~tree', 'month', $6)
                  ON CONFLICT (account_id, user_id, granularity, period) DO NOTHING"
             ),
             periods(user_args.clone()),
@@ -95,7 +106,7 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
                      conversations_new = conversations_new + CASE WHEN EXISTS (
                          SELECT 1 FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4 AND messages = 0)
                          THEN 1 ELSE 0 END
-                 WHERE account_id = $1 AND user_id IN ('', {user})
+                 WHERE ((account_id = $1 AND user_id IN ('', {user})) OR (account_id = {TREE} AND user_id = '~tree'))
                    AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))"
             ),
             {
@@ -123,11 +134,12 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_outbound = conversations_outbound + 1
-                     WHERE account_id = $1 AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree'))
+                       AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
                                    WHERE p.conversation_id = {CONVERSATION} AND p.granularity = traffic_counters.granularity
                                      AND p.period = traffic_counters.period AND p.outbound = 0
-                                     AND (traffic_counters.user_id = '' OR traffic_counters.user_id = p.user_id))"
+                                     AND (traffic_counters.user_id IN ('', '~tree') OR traffic_counters.user_id = p.user_id))"
                 ),
                 periods(vec![]),
             ),
@@ -157,9 +169,9 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             steps.push(Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_responded = conversations_responded + 1
-                     WHERE account_id = $1 AND granularity = '{g}'
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree')) AND granularity = '{g}'
                        AND period = (SELECT {column} FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)
-                       AND user_id IN ('', (SELECT p.user_id FROM conversation_periods p
+                       AND user_id IN ('', '~tree', (SELECT p.user_id FROM conversation_periods p
                                             WHERE p.conversation_id = {CONVERSATION} AND p.granularity = '{g}'
                                               AND p.period = traffic_counters.period))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
