@@ -112,7 +112,11 @@ async fn fill(app: &TestApp, parent_id: &str) {
     let mut rows = Vec::new();
     for sub in &subs {
         for d in 0..DAYS {
-            let new = if (d as i64) * SENT_PER_DAY < CONVERSATIONS { SENT_PER_DAY } else { 0 };
+            let new = if (d as i64) * SENT_PER_DAY < CONVERSATIONS {
+                SENT_PER_DAY
+            } else {
+                0
+            };
             rows.push(format!(
                 "('{parent_id}', '{sub}', '', 'day', '2031-12-{:02}', {SENT_PER_DAY}, {RECEIVED_PER_DAY}, {new}, {SENT_PER_DAY}, {RECEIVED_PER_DAY}, {})",
                 d + 1,
@@ -129,7 +133,11 @@ async fn fill(app: &TestApp, parent_id: &str) {
     // The tree's own rows (`store::conversations::TREE_ROWS`): the sums.
     let n = SUBACCOUNTS as i64;
     for d in 0..DAYS {
-        let new = if (d as i64) * SENT_PER_DAY < CONVERSATIONS { SENT_PER_DAY } else { 0 };
+        let new = if (d as i64) * SENT_PER_DAY < CONVERSATIONS {
+            SENT_PER_DAY
+        } else {
+            0
+        };
         rows.push(format!(
             "('{parent_id}', '{parent_id}', '~tree', 'day', '2031-12-{:02}', {}, {}, {}, {}, {}, {})",
             d + 1,
@@ -182,7 +190,11 @@ async fn main() {
     let requests: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
     let app = spawn_app(backend).await;
     let parent = app
-        .parent_with("bench.example", "enterprise", json!({"prices": {"sms": "0.001"}}))
+        .parent_with(
+            "bench.example",
+            "enterprise",
+            json!({"prices": {"sms": "0.001"}}),
+        )
         .await;
     let subs: Vec<RawSub> = (0..SUBACCOUNTS)
         .map(|i| RawSub {
@@ -194,7 +206,10 @@ async fn main() {
     app.insert_subaccounts(&parent.id, &subs).await;
     fill(&app, &parent.id).await;
     let any_sub = app
-        .get(&format!("/v1/accounts/{}/subaccounts?limit=1", parent.id), &parent.key)
+        .get(
+            &format!("/v1/accounts/{}/subaccounts?limit=1", parent.id),
+            &parent.key,
+        )
         .await
         .expect(200)["data"][0]["id"]
         .as_str()
@@ -203,7 +218,10 @@ async fn main() {
     // Check the report against the model once.
     let tree = app
         .get(
-            &format!("/v1/accounts/{}/analytics?from=2031-12-01&to=2031-12-31", parent.id),
+            &format!(
+                "/v1/accounts/{}/analytics?from=2031-12-01&to=2031-12-31",
+                parent.id
+            ),
             &parent.key,
         )
         .await
@@ -214,23 +232,49 @@ async fn main() {
         "{}",
         tree["totals"]
     );
-    println!("backend: {backend:?}, {SUBACCOUNTS} sub-accounts, {requests} sequential requests per row");
+    println!(
+        "backend: {backend:?}, {SUBACCOUNTS} sub-accounts, {requests} sequential requests per row"
+    );
     println!("| measure | p50 ms | p99 ms | p50 / account read |");
     println!("|---|---|---|---|");
     let account_path = format!("/v1/accounts/{}", parent.id);
     time_gets(&app, &parent.key, &account_path, requests).await;
     let account = time_gets(&app, &parent.key, &account_path, requests).await;
     let reference = account.pct(0.5);
-    println!("{}", account.row("account read via HTTP (reference)", reference));
+    println!(
+        "{}",
+        account.row("account read via HTTP (reference)", reference)
+    );
     let base = format!("/v1/accounts/{}/analytics", parent.id);
     let rows = [
-        ("tree by day, 31 days", format!("{base}?from=2031-12-01&to=2031-12-31")),
-        ("tree by month, 1 month", format!("{base}?from=2031-12&to=2031-12&granularity=month")),
-        ("tree by day, 7 days", format!("{base}?from=2031-12-01&to=2031-12-07")),
-        ("by sub-account, 31 days by day, page of 100", format!("{base}?from=2031-12-01&to=2031-12-31&by=subaccount")),
-        ("by sub-account, 31 days by day, page of 1000", format!("{base}?from=2031-12-01&to=2031-12-31&by=subaccount&limit=1000")),
-        ("by sub-account, 1 month by month, page of 1000", format!("{base}?from=2031-12&to=2031-12&granularity=month&by=subaccount&limit=1000")),
-        ("one sub-account by day, 31 days", format!("/v1/accounts/{any_sub}/analytics?from=2031-12-01&to=2031-12-31")),
+        (
+            "tree by day, 31 days",
+            format!("{base}?from=2031-12-01&to=2031-12-31"),
+        ),
+        (
+            "tree by month, 1 month",
+            format!("{base}?from=2031-12&to=2031-12&granularity=month"),
+        ),
+        (
+            "tree by day, 7 days",
+            format!("{base}?from=2031-12-01&to=2031-12-07"),
+        ),
+        (
+            "by sub-account, 31 days by day, page of 100",
+            format!("{base}?from=2031-12-01&to=2031-12-31&by=subaccount"),
+        ),
+        (
+            "by sub-account, 31 days by day, page of 1000",
+            format!("{base}?from=2031-12-01&to=2031-12-31&by=subaccount&limit=1000"),
+        ),
+        (
+            "by sub-account, 1 month by month, page of 1000",
+            format!("{base}?from=2031-12&to=2031-12&granularity=month&by=subaccount&limit=1000"),
+        ),
+        (
+            "one sub-account by day, 31 days",
+            format!("/v1/accounts/{any_sub}/analytics?from=2031-12-01&to=2031-12-31"),
+        ),
     ];
     for (what, path) in rows {
         let l = time_gets(&app, &parent.key, &path, requests).await;

@@ -32,7 +32,8 @@ impl Counts {
 }
 
 /// PostgreSQL sums BIGINTs into NUMERIC: each sum is cast back.
-const SUMS: &str = "CAST(SUM(c.sent) AS BIGINT) AS sent, CAST(SUM(c.received) AS BIGINT) AS received,
+const SUMS: &str =
+    "CAST(SUM(c.sent) AS BIGINT) AS sent, CAST(SUM(c.received) AS BIGINT) AS received,
     CAST(SUM(c.conversations_new) AS BIGINT) AS conversations_new,
     CAST(SUM(c.conversations_outbound) AS BIGINT) AS conversations_outbound,
     CAST(SUM(c.conversations_responded) AS BIGINT) AS conversations_responded,
@@ -40,7 +41,9 @@ const SUMS: &str = "CAST(SUM(c.sent) AS BIGINT) AS sent, CAST(SUM(c.received) AS
 
 fn counts(r: &sqlx::any::AnyRow) -> Result<Counts> {
     let n = |col: &str| -> Result<i64> {
-        Ok(r.try_get::<Option<i64>, _>(col).map_err(db_error)?.unwrap_or(0))
+        Ok(r.try_get::<Option<i64>, _>(col)
+            .map_err(db_error)?
+            .unwrap_or(0))
     };
     Ok(Counts {
         sent: n("sent")?,

@@ -165,7 +165,10 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
     } else {
         // An inbound message answers the conversation's latest outbound
         // message: that message's day and month become responded, once each.
-        for (g, column) in [("day", "last_outbound_day"), ("month", "last_outbound_month")] {
+        for (g, column) in [
+            ("day", "last_outbound_day"),
+            ("month", "last_outbound_month"),
+        ] {
             steps.push(Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_responded = conversations_responded + 1
@@ -278,8 +281,7 @@ pub async fn user_of(
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Conversation> {
     let at = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(r
-            .try_get::<Option<i64>, _>(col)
+        Ok(r.try_get::<Option<i64>, _>(col)
             .map_err(db_error)?
             .map(crate::clock::from_us))
     };
