@@ -26,35 +26,9 @@ const RECEIVED_PER_DAY: i64 = 13;
 const CONVERSATIONS: i64 = 200;
 const PRICE_MICROS: i64 = 1_000;
 
-struct Latencies(Vec<u64>);
-
-impl Latencies {
-    fn pct(&self, p: f64) -> f64 {
-        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
-        self.0.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    }
-
-    fn row(&self, what: &str, reference: f64) -> String {
-        format!(
-            "| {what} | {:.2} | {:.2} | {:.1}x |",
-            self.pct(0.5),
-            self.pct(0.99),
-            self.pct(0.5) / reference
-        )
-    }
-}
-
-async fn time_gets(app: &TestApp, key: &str, path: &str, requests: usize) -> Latencies {
-    let mut out = Vec::with_capacity(requests);
-    for _ in 0..requests {
-        let t = Instant::now();
-        let reply = app.get(path, key).await;
-        assert!(reply.status.is_success(), "{path}: {}", reply.body);
-        out.push(t.elapsed().as_micros() as u64);
-    }
-    out.sort_unstable();
-    Latencies(out)
-}
+#[path = "latency.rs"]
+mod latency;
+use latency::time_gets;
 
 async fn exec(conn: &mut sqlx::AnyConnection, sql: String) {
     sqlx::query(sqlx::AssertSqlSafe(sql))
