@@ -349,4 +349,28 @@ both_backends! {
         assert_eq!(linked[0][0].as_deref(), Some("48"));
         app.assert_ledger_balanced().await;
     }
+
+    async fn the_purge_blanks_conversations_remote_numbers_and_keeps_the_counts(app) {
+        app.set_clock("2031-07-01T10:00:00Z").await;
+        let parent = app.traffic_parent("purge.example", "enterprise", json!({"sms": "1.00"})).await;
+        let sub = app.shared_sub(&parent, "purge.example", "Leaving").await;
+        app.send_from(&sub, &parent.key, None, "+15550042").await.expect(201);
+        app.delete(&format!("/v1/accounts/{sub}"), &parent.key).await.expect(200);
+        app.op_patch("/v1/operator/settings", json!({"data_retention_days": 1})).await.expect(200);
+        app.set_clock("2031-07-03T10:00:00Z").await;
+        let mut purged = false;
+        for _ in 0..150 {
+            if app.query_rows("SELECT purged_at FROM accounts WHERE id = $1", &sub).await[0][0].is_some() {
+                purged = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(purged, "{sub} was not purged");
+        let remotes = app.query_rows("SELECT remote FROM conversations WHERE account_id = $1", &sub).await;
+        assert_eq!(remotes.len(), 1);
+        assert!(!remotes[0][0].as_deref().unwrap().contains("5550042"), "{remotes:?}");
+        let report = app.analytics(&parent.id, &parent.key, "from=2031-07-01&to=2031-07-01").await.expect(200);
+        assert_eq!(report["totals"]["sent"], 1, "{report}");
+    }
 }
