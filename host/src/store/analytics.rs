@@ -168,7 +168,8 @@ pub async fn by_account(
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, merged_into FROM accounts WHERE merged_into IN ({})",
         list(0, ids.len())
-    )));
+    )))
+    .persistent(false);
     for id in ids {
         q = q.bind(id.clone());
     }
@@ -187,7 +188,11 @@ pub async fn by_account(
          GROUP BY c.account_id",
         list(4, accounts.len())
     );
+    // Not prepared once and reused: PostgreSQL would switch to a generic
+    // plan that tests every row against the whole list (a second for a
+    // page of 1,000); planned per call, it seeks each account by key.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
         .bind(user_id)
         .bind(granularity)
         .bind(first)
