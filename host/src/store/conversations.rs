@@ -100,6 +100,13 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             ),
             periods(user_args.clone()),
         ),
+        // Lock order: the tree's rows first, day then month, each alone.
+        // Every message of a tree takes them after its conversation and
+        // before any account's counter row, so on PostgreSQL two writes
+        // never hold counter rows in opposite orders (no deadlock), and
+        // the multi-row updates below meet no other writer of the tree.
+        lock_tree_row(m, "day", &day),
+        lock_tree_row(m, "month", &month),
         Step::new(
             format!(
                 "UPDATE traffic_counters SET sent = sent + $8, received = received + $9, spend_micros = spend_micros + $10,
@@ -211,6 +218,20 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
         ]);
     }
     steps
+}
+
+/// Locks the tree's counter row of one period (it exists: inserted just
+/// before in the same write).
+fn lock_tree_row(m: &Message, granularity: &str, period: &str) -> Step {
+    let mut args = key(m);
+    args.push(text(period));
+    Step::new(
+        format!(
+            "UPDATE traffic_counters SET sent = sent
+             WHERE account_id = {TREE} AND user_id = '~tree' AND granularity = '{granularity}' AND period = $5"
+        ),
+        args,
+    )
 }
 
 #[derive(Debug, Clone)]
