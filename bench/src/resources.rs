@@ -15,36 +15,9 @@ use serde_json::json;
 /// Resources per provisioning request (the API's maximum).
 const BATCH: u64 = 10_000;
 
-struct Latencies(Vec<u64>);
-
-impl Latencies {
-    fn pct(&self, p: f64) -> f64 {
-        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
-        self.0.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    }
-
-    fn row(&self, what: &str, reference: f64) -> String {
-        format!(
-            "| {what} | {:.2} | {:.2} | {:.1}x |",
-            self.pct(0.5),
-            self.pct(0.99),
-            self.pct(0.5) / reference
-        )
-    }
-}
-
-/// `requests` sequential GETs of `path`; their latencies, sorted.
-async fn time_gets(app: &TestApp, key: &str, path: &str, requests: usize) -> Latencies {
-    let mut out = Vec::with_capacity(requests);
-    for _ in 0..requests {
-        let t = Instant::now();
-        let reply = app.get(path, key).await;
-        assert!(reply.status.is_success(), "{path}: {}", reply.body);
-        out.push(t.elapsed().as_micros() as u64);
-    }
-    out.sort_unstable();
-    Latencies(out)
-}
+#[path = "latency.rs"]
+mod latency;
+use latency::{Latencies, time_gets};
 
 /// A primary-key read through the store, sequentially.
 async fn time_store_reads(app: &TestApp, id: &str, requests: usize) -> Latencies {

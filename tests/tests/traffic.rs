@@ -304,4 +304,73 @@ both_backends! {
         assert_eq!(received[0][0].as_deref(), Some("2"));
         app.assert_ledger_balanced().await;
     }
+
+    async fn parallel_messages_of_one_conversation_keep_counters_equal_to_their_flags(app) {
+        app.set_clock("2031-06-01T10:00:00Z").await;
+        let parent = app.traffic_parent("busy.example", "enterprise", json!({"sms": "1.00"})).await;
+        let line = app.traffic_lines(&parent, 900, 1).await.remove(0);
+        let client = reqwest::Client::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..48 {
+            let (client, base) = (client.clone(), app.base.clone());
+            let remote = format!("+1555000{}", i % 3);
+            let (token, path, body) = if i % 2 == 0 {
+                (parent.key.clone(), format!("{base}/v1/accounts/{}/messages", parent.id),
+                 json!({"channel": "sms", "from": line, "to": remote, "body": "hi"}))
+            } else {
+                (app.operator_token.clone(), format!("{base}/v1/operator/inbound"),
+                 json!({"channel": "sms", "to": line, "from": remote, "body": "yo"}))
+            };
+            tasks.spawn(async move {
+                client.post(path).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
+            });
+        }
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.unwrap(), 201);
+        }
+        let day = app.analytics(&parent.id, &parent.key, "from=2031-06-01&to=2031-06-01").await.expect(200);
+        let (sent, received, new, outbound, responded, _) = counts(&day["totals"]);
+        assert_eq!((sent, received, new), (24, 24, 3), "{day}");
+        // Each counter equals the flags it is kept from: nothing lost or
+        // counted twice under concurrent writes.
+        let (app, id) = (&app, &parent.id);
+        let flags = |col: &'static str| {
+            async move {
+                app.query_rows(&format!("SELECT COUNT(*) FROM conversation_periods p JOIN conversations c ON c.id = p.conversation_id
+                    WHERE c.account_id = $1 AND p.granularity = 'day' AND p.{col} = 1"), id).await[0][0].clone().unwrap()
+            }
+        };
+        assert_eq!(outbound.to_string(), flags("outbound").await);
+        assert_eq!(responded.to_string(), flags("responded").await);
+        assert_eq!(outbound, 3);
+        let messages = app.query_rows("SELECT CAST(SUM(messages) AS BIGINT) FROM conversations WHERE account_id = $1", &parent.id).await;
+        assert_eq!(messages[0][0].as_deref(), Some("48"));
+        let linked = app.query_rows("SELECT COUNT(*) FROM messages WHERE account_id = $1 AND conversation_id IS NOT NULL", &parent.id).await;
+        assert_eq!(linked[0][0].as_deref(), Some("48"));
+        app.assert_ledger_balanced().await;
+    }
+
+    async fn the_purge_blanks_conversations_remote_numbers_and_keeps_the_counts(app) {
+        app.set_clock("2031-07-01T10:00:00Z").await;
+        let parent = app.traffic_parent("purge.example", "enterprise", json!({"sms": "1.00"})).await;
+        let sub = app.shared_sub(&parent, "purge.example", "Leaving").await;
+        app.send_from(&sub, &parent.key, None, "+15550042").await.expect(201);
+        app.delete(&format!("/v1/accounts/{sub}"), &parent.key).await.expect(200);
+        app.op_patch("/v1/operator/settings", json!({"data_retention_days": 1})).await.expect(200);
+        app.set_clock("2031-07-03T10:00:00Z").await;
+        let mut purged = false;
+        for _ in 0..150 {
+            if app.query_rows("SELECT purged_at FROM accounts WHERE id = $1", &sub).await[0][0].is_some() {
+                purged = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(purged, "{sub} was not purged");
+        let remotes = app.query_rows("SELECT remote FROM conversations WHERE account_id = $1", &sub).await;
+        assert_eq!(remotes.len(), 1);
+        assert!(!remotes[0][0].as_deref().unwrap().contains("5550042"), "{remotes:?}");
+        let report = app.analytics(&parent.id, &parent.key, "from=2031-07-01&to=2031-07-01").await.expect(200);
+        assert_eq!(report["totals"]["sent"], 1, "{report}");
+    }
 }

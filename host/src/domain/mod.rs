@@ -38,9 +38,9 @@ pub mod money;
 pub mod names;
 pub mod operations;
 pub mod resources;
-pub mod traffic;
 pub mod retention;
 pub mod role;
+pub mod traffic;
 pub mod webhooks;
 
 pub use account::{

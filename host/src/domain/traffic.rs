@@ -87,11 +87,7 @@ pub fn range(from: &str, to: &str, g: Granularity) -> Result<Range, (&'static st
                 ));
             }
             (0..months as u32)
-                .map(|i| {
-                    (first + Months::new(i))
-                        .format("%Y-%m")
-                        .to_string()
-                })
+                .map(|i| (first + Months::new(i)).format("%Y-%m").to_string())
                 .collect()
         }
     };
@@ -152,18 +148,39 @@ mod tests {
     fn day_ranges_cross_months_and_leap_days() {
         let r = range("2028-02-28", "2028-03-01", Granularity::Day).unwrap();
         assert_eq!(r.periods, ["2028-02-28", "2028-02-29", "2028-03-01"]);
-        assert_eq!((r.first.as_str(), r.last.as_str()), ("2028-02-28", "2028-03-01"));
         assert_eq!(
-            range("2026-01-01", "2026-12-31", Granularity::Day).unwrap().periods.len(),
+            (r.first.as_str(), r.last.as_str()),
+            ("2028-02-28", "2028-03-01")
+        );
+        assert_eq!(
+            range("2026-01-01", "2026-12-31", Granularity::Day)
+                .unwrap()
+                .periods
+                .len(),
             365
         );
         assert!(range("2028-01-01", "2028-12-31", Granularity::Day).is_ok());
         let (field, why) = range("2026-01-01", "2027-01-02", Granularity::Day).unwrap_err();
         assert_eq!(field, "to");
         assert!(why.contains("367 days"), "{why}");
-        assert_eq!(range("2026-02-02", "2026-02-01", Granularity::Day).unwrap_err().0, "to");
-        assert_eq!(range("2026-13-01", "2026-02-01", Granularity::Day).unwrap_err().0, "from");
-        assert_eq!(range("2026-01", "2026-02-01", Granularity::Day).unwrap_err().0, "from");
+        assert_eq!(
+            range("2026-02-02", "2026-02-01", Granularity::Day)
+                .unwrap_err()
+                .0,
+            "to"
+        );
+        assert_eq!(
+            range("2026-13-01", "2026-02-01", Granularity::Day)
+                .unwrap_err()
+                .0,
+            "from"
+        );
+        assert_eq!(
+            range("2026-01", "2026-02-01", Granularity::Day)
+                .unwrap_err()
+                .0,
+            "from"
+        );
     }
 
     #[test]
@@ -171,7 +188,10 @@ mod tests {
         let r = range("2025-11", "2026-02-15", Granularity::Month).unwrap();
         assert_eq!(r.periods, ["2025-11", "2025-12", "2026-01", "2026-02"]);
         assert_eq!(
-            range("2016-01", "2025-12", Granularity::Month).unwrap().periods.len(),
+            range("2016-01", "2025-12", Granularity::Month)
+                .unwrap()
+                .periods
+                .len(),
             120
         );
         assert!(range("2016-01", "2026-01", Granularity::Month).is_err());
@@ -188,7 +208,10 @@ mod tests {
         // 1/32 = 0.03125 -> 0.0312 (half to even); 3/32 = 0.09375 -> 0.0938
         assert_eq!(response_rate(1, 32), "0.0312");
         assert_eq!(response_rate(3, 32), "0.0938");
-        assert_eq!(volume_limit_used(250_000, Some(1_000_000)).as_deref(), Some("0.2500"));
+        assert_eq!(
+            volume_limit_used(250_000, Some(1_000_000)).as_deref(),
+            Some("0.2500")
+        );
         assert_eq!(volume_limit_used(5, None), None);
         assert_eq!(volume_limit_used(0, Some(0)).as_deref(), Some("0.0000"));
         assert_eq!(volume_limit_used(1, Some(0)).as_deref(), Some("1.0000"));

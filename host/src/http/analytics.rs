@@ -108,7 +108,10 @@ async fn analytics(
     Query(q): Query<AnalyticsQuery>,
 ) -> Result<Json<AnalyticsView>> {
     let page = Pagination {
-        limit: Some(q.limit.unwrap_or(crate::ops::analytics::BY_SUBACCOUNT_PAGE_DEFAULT)),
+        limit: Some(
+            q.limit
+                .unwrap_or(crate::ops::analytics::BY_SUBACCOUNT_PAGE_DEFAULT),
+        ),
         cursor: q.cursor,
     }
     .page()?;

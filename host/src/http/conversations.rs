@@ -109,6 +109,9 @@ async fn receive_inbound(
     Body(req): Body<InboundMessage>,
 ) -> Result<(StatusCode, Json<MessageView>)> {
     let message = s.canopy.receive_inbound(req).await?;
-    let view = s.canopy.view_operator("message.inbound", "messages", None).await?;
+    let view = s
+        .canopy
+        .view_operator("message.inbound", "messages", None)
+        .await?;
     Ok((StatusCode::CREATED, Json(message_view(&message, &view))))
 }

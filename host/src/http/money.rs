@@ -256,7 +256,10 @@ pub struct MessageView {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub(crate) fn message_view(m: &crate::store::messages::Message, view: &crate::policy::View) -> MessageView {
+pub(crate) fn message_view(
+    m: &crate::store::messages::Message,
+    view: &crate::policy::View,
+) -> MessageView {
     use crate::store::messages::Direction;
     let priced = !view.hides("pricing");
     MessageView {
@@ -320,8 +323,9 @@ async fn list_messages(
         .direction
         .as_deref()
         .map(|d| {
-            crate::store::messages::Direction::parse(d)
-                .ok_or_else(|| crate::Error::invalid("direction", "must be `inbound` or `outbound`"))
+            crate::store::messages::Direction::parse(d).ok_or_else(|| {
+                crate::Error::invalid("direction", "must be `inbound` or `outbound`")
+            })
         })
         .transpose()?;
     let page = Pagination {

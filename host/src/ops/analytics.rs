@@ -4,8 +4,8 @@
 //! viewer's own counters.
 
 use super::{Canopy, Page, Principal};
-use crate::domain::traffic::{self, Granularity, Range};
 use crate::domain::Amount;
+use crate::domain::traffic::{self, Granularity, Range};
 use crate::store;
 use crate::store::analytics::{AccountRow, Counts, Scope};
 use crate::{Error, Result};
@@ -86,7 +86,11 @@ impl Canopy {
         let target = &actor.target;
         let mut c = self.store.reader().await?;
         let one_month = granularity == Granularity::Month && range.periods.len() == 1;
-        let row = |start: Option<String>, account: Option<AccountRow>, counts: Counts, limit: Option<i64>, monthly: bool| Row {
+        let row = |start: Option<String>,
+                   account: Option<AccountRow>,
+                   counts: Counts,
+                   limit: Option<i64>,
+                   monthly: bool| Row {
             start,
             account,
             counts,
@@ -116,8 +120,9 @@ impl Canopy {
             let more = subs.len() as i64 > page.limit;
             accounts.extend(subs.into_iter().take(page.limit as usize));
             let ids: Vec<String> = accounts.iter().map(|a| a.account_id.clone()).collect();
-            let sums = store::analytics::by_account(&mut c, &ids, user, g, &range.first, &range.last)
-                .await?;
+            let sums =
+                store::analytics::by_account(&mut c, &ids, user, g, &range.first, &range.last)
+                    .await?;
             let next = more.then(|| ids.last().cloned()).flatten();
             let rows = accounts
                 .into_iter()

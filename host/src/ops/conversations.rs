@@ -15,8 +15,8 @@
 use serde::Deserialize;
 
 use super::{Canopy, Page, Paged, Principal};
-use crate::domain::account::Account;
 use crate::domain::Status;
+use crate::domain::account::Account;
 use crate::domain::events::EventType;
 use crate::domain::ledger;
 use crate::domain::names::e164;
@@ -191,10 +191,16 @@ impl Canopy {
             "body": message.body,
             "created_at": now,
         });
-        let (_, event_step) =
-            store::events::emit_step(&line.tree_id, &holder.id, EventType::MessageInbound, &event, now_us);
+        let (_, event_step) = store::events::emit_step(
+            &line.tree_id,
+            &holder.id,
+            EventType::MessageInbound,
+            &event,
+            now_us,
+        );
         store::idempotency::note_resource(&message.id);
-        let refusal = |why: store::messages::Refused| match why {
+        let refusal = |why: store::messages::Refused| {
+            match why {
             store::messages::Refused::NotActive => Error::Conflict(format!(
                 "account `{}` was deleted while the message arrived; nothing was stored",
                 holder.id
@@ -202,6 +208,7 @@ impl Canopy {
             store::messages::Refused::CurrencyChanged => Error::Conflict(
                 "the tree's currency changed while the message arrived; nothing was stored, post it again".into(),
             ),
+        }
         };
         let key = format!("usage:{}", message.id);
         let mut steps = store::messages::record_steps(&message, price.map(|_| key.as_str()));
@@ -211,8 +218,9 @@ impl Canopy {
                 self.store.write_steps(steps).await.map_err(|e| {
                     match store::idempotency::write_error(e) {
                         Err(conflict) => conflict,
-                        Ok(e) => store::messages::refused(&e)
-                            .map_or_else(|| store::db_error(e), refusal),
+                        Ok(e) => {
+                            store::messages::refused(&e).map_or_else(|| store::db_error(e), refusal)
+                        }
                     }
                 })?;
             }
@@ -256,7 +264,9 @@ impl Canopy {
         {
             return Err(Error::invalid("state", "must be `new` or `responded`"));
         }
-        let view = self.view(&actor, "conversation.list", "conversations").await?;
+        let view = self
+            .view(&actor, "conversation.list", "conversations")
+            .await?;
         let own = view.own_rows_only.then_some(actor.user_id.as_str());
         let mut c = self.store.reader().await?;
         let rows = store::conversations::list(

@@ -130,9 +130,15 @@ impl Canopy {
         // `rows: own` is a filter in the query, not a check per row.
         let own = view.own_rows_only.then_some(actor.user_id.as_str());
         let mut c = self.store.reader().await?;
-        let rows =
-            store::messages::list(&mut c, account_id, own, direction, &page.after, page.fetch_limit())
-                .await?;
+        let rows = store::messages::list(
+            &mut c,
+            account_id,
+            own,
+            direction,
+            &page.after,
+            page.fetch_limit(),
+        )
+        .await?;
         Ok((Paged::from_fetch(rows, page, |m| m.id.clone()), view))
     }
 

@@ -19,6 +19,15 @@ use super::{Arg, Conn, Step, db_error};
 use crate::Result;
 use crate::domain::traffic::{day_key, month_key};
 
+/// The tree-wide counter rows: `account_id` the tree's parent, this
+/// `user_id` (no user id looks like it). They move with every account's
+/// rows, so a tree's report reads one row per period, whatever the number
+/// of sub-accounts.
+pub const TREE_ROWS: &str = "~tree";
+
+/// The tree of the message's conversation (`$1..$4`).
+const TREE: &str = "(SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)";
+
 /// The conversation a message belongs to, by its natural key `$1..$4`.
 pub(super) const CONVERSATION: &str = "(SELECT id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)";
 
@@ -84,18 +93,27 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
                  VALUES ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, '', 'day', $5),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, '', 'month', $6),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'day', $5),
-                        ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'month', $6)
+                        ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'month', $6),
+                        ({TREE}, {TREE}, '~tree', 'day', $5),
+                        ({TREE}, {TREE}, '~tree', 'month', $6)
                  ON CONFLICT (account_id, user_id, granularity, period) DO NOTHING"
             ),
             periods(user_args.clone()),
         ),
+        // Lock order: the tree's rows first, day then month, each alone.
+        // Every message of a tree takes them after its conversation and
+        // before any account's counter row, so on PostgreSQL two writes
+        // never hold counter rows in opposite orders (no deadlock), and
+        // the multi-row updates below meet no other writer of the tree.
+        lock_tree_row(m, "day", &day),
+        lock_tree_row(m, "month", &month),
         Step::new(
             format!(
                 "UPDATE traffic_counters SET sent = sent + $8, received = received + $9, spend_micros = spend_micros + $10,
                      conversations_new = conversations_new + CASE WHEN EXISTS (
                          SELECT 1 FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4 AND messages = 0)
                          THEN 1 ELSE 0 END
-                 WHERE account_id = $1 AND user_id IN ('', {user})
+                 WHERE ((account_id = $1 AND user_id IN ('', {user})) OR (account_id = {TREE} AND user_id = '~tree'))
                    AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))"
             ),
             {
@@ -123,11 +141,12 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_outbound = conversations_outbound + 1
-                     WHERE account_id = $1 AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree'))
+                       AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
                                    WHERE p.conversation_id = {CONVERSATION} AND p.granularity = traffic_counters.granularity
                                      AND p.period = traffic_counters.period AND p.outbound = 0
-                                     AND (traffic_counters.user_id = '' OR traffic_counters.user_id = p.user_id))"
+                                     AND (traffic_counters.user_id IN ('', '~tree') OR traffic_counters.user_id = p.user_id))"
                 ),
                 periods(vec![]),
             ),
@@ -153,13 +172,16 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
     } else {
         // An inbound message answers the conversation's latest outbound
         // message: that message's day and month become responded, once each.
-        for (g, column) in [("day", "last_outbound_day"), ("month", "last_outbound_month")] {
+        for (g, column) in [
+            ("day", "last_outbound_day"),
+            ("month", "last_outbound_month"),
+        ] {
             steps.push(Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_responded = conversations_responded + 1
-                     WHERE account_id = $1 AND granularity = '{g}'
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree')) AND granularity = '{g}'
                        AND period = (SELECT {column} FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)
-                       AND user_id IN ('', (SELECT p.user_id FROM conversation_periods p
+                       AND user_id IN ('', '~tree', (SELECT p.user_id FROM conversation_periods p
                                             WHERE p.conversation_id = {CONVERSATION} AND p.granularity = '{g}'
                                               AND p.period = traffic_counters.period))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
@@ -196,6 +218,20 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
         ]);
     }
     steps
+}
+
+/// Locks the tree's counter row of one period (it exists: inserted just
+/// before in the same write).
+fn lock_tree_row(m: &Message, granularity: &str, period: &str) -> Step {
+    let mut args = key(m);
+    args.push(text(period));
+    Step::new(
+        format!(
+            "UPDATE traffic_counters SET sent = sent
+             WHERE account_id = {TREE} AND user_id = '~tree' AND granularity = '{granularity}' AND period = $5"
+        ),
+        args,
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -266,8 +302,7 @@ pub async fn user_of(
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Conversation> {
     let at = |col: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        Ok(r
-            .try_get::<Option<i64>, _>(col)
+        Ok(r.try_get::<Option<i64>, _>(col)
             .map_err(db_error)?
             .map(crate::clock::from_us))
     };
