@@ -244,7 +244,8 @@ impl TestApp {
     }
 }
 
-/// A prepaid parent priced at 10.00 per SMS with `balance` on it.
+/// A prepaid parent priced at 10.00 per SMS with `balance` on it (the
+/// ledger tests use it too).
 pub async fn funded_parent(app: &TestApp, domain: &str, module: &str, balance: &str) -> Parent {
     let parent = app
         .parent_with(domain, module, json!({"prices": {"sms": "10.00"}}))

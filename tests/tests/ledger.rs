@@ -1,23 +1,10 @@
 //! The ledger through HTTP: prepaid and postpaid money, budgets, shared
 //! usage, charged messages, alerts, visibility of money, reconciliation.
 
+use canopy_e2e::webhooks::funded_parent as prepaid;
 use canopy_e2e::{Backend, Options, TestApp, both_backends, fake_smtp, spawn_app_with};
 use reqwest::Method;
 use serde_json::json;
-
-/// A prepaid parent whose SMS costs 10.00, topped up with `balance`.
-async fn prepaid(app: &TestApp, domain: &str, module: &str, balance: &str) -> canopy_e2e::Parent {
-    let parent = app
-        .parent_with(domain, module, json!({"prices": {"sms": "10.00"}}))
-        .await;
-    app.op_post(
-        &format!("/v1/operator/accounts/{}/topups", parent.id),
-        json!({"amount": balance}),
-    )
-    .await
-    .expect(201);
-    parent
-}
 
 /// A postpaid parent with a monthly credit limit of `limit`, SMS at 1.00.
 async fn postpaid(app: &TestApp, domain: &str, limit: &str) -> canopy_e2e::Parent {
