@@ -73,6 +73,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every `code` with its HTTP status and title: the one list that the
+/// problem document, the OpenAPI document (`Problem.code`) and the table in
+/// docs/ERRORS.md are built from or checked against.
+pub const CODES: &[(&str, u16, &str)] = &[
+    ("unauthenticated", 401, "Authentication required"),
+    ("insufficient_funds", 402, "Insufficient funds"),
+    ("forbidden", 403, "Forbidden"),
+    ("policy_denied", 403, "Denied by policy"),
+    ("account_suspended", 403, "Account suspended"),
+    ("feature_not_enabled", 403, "Feature not enabled"),
+    ("not_found", 404, "Not found"),
+    ("method_not_allowed", 405, "Method not allowed"),
+    ("conflict", 409, "Conflict"),
+    ("idempotency_conflict", 409, "Idempotency key conflict"),
+    ("invitation_expired", 410, "Invitation expired"),
+    ("payload_too_large", 413, "Payload too large"),
+    ("validation_failed", 422, "Validation failed"),
+    ("rate_limited", 429, "Too many requests"),
+    ("policy_failed", 500, "Policy failed"),
+    ("internal", 500, "Internal error"),
+];
+
 impl Error {
     /// A 422 about one field.
     pub fn invalid(field: &str, reason: impl Into<String>) -> Error {

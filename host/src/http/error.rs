@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::Error;
-use crate::error::{FieldError, PolicyRef};
+use crate::error::{CODES, FieldError, PolicyRef};
 
 /// The problem document.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -18,23 +18,9 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong and how to fix the request.
     pub detail: String,
-    /// Stable machine-readable code, one HTTP status each (docs/ERRORS.md):
-    /// - `unauthenticated` 401
-    /// - `insufficient_funds` 402
-    /// - `forbidden` 403
-    /// - `policy_denied` 403
-    /// - `account_suspended` 403
-    /// - `feature_not_enabled` 403
-    /// - `not_found` 404
-    /// - `method_not_allowed` 405 (with `Allow`)
-    /// - `conflict` 409
-    /// - `idempotency_conflict` 409
-    /// - `invitation_expired` 410
-    /// - `payload_too_large` 413
-    /// - `validation_failed` 422
-    /// - `rate_limited` 429 (with `Retry-After`)
-    /// - `policy_failed` 500
-    /// - `internal` 500
+    /// Stable machine-readable code, one HTTP status each; the OpenAPI
+    /// document lists them (`enum`, with each one's status) from
+    /// `error::CODES`, and so does docs/ERRORS.md.
     #[schema(example = "validation_failed")]
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,24 +30,10 @@ pub struct Problem {
 }
 
 fn title(code: &str) -> &'static str {
-    match code {
-        "unauthenticated" => "Authentication required",
-        "forbidden" => "Forbidden",
-        "policy_denied" => "Denied by policy",
-        "account_suspended" => "Account suspended",
-        "feature_not_enabled" => "Feature not enabled",
-        "not_found" => "Not found",
-        "conflict" => "Conflict",
-        "idempotency_conflict" => "Idempotency key conflict",
-        "validation_failed" => "Validation failed",
-        "insufficient_funds" => "Insufficient funds",
-        "policy_failed" => "Policy failed",
-        "payload_too_large" => "Payload too large",
-        "invitation_expired" => "Invitation expired",
-        "method_not_allowed" => "Method not allowed",
-        "rate_limited" => "Too many requests",
-        _ => "Internal error",
-    }
+    CODES
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map_or("Internal error", |(_, _, title)| title)
 }
 
 impl IntoResponse for Error {
@@ -117,10 +89,13 @@ impl IntoResponse for Error {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
-    /// Every code, with its status, is listed in the OpenAPI document and
-    /// in docs/ERRORS.md.
+    /// `CODES` holds every variant's code and status and nothing else,
+    /// and the OpenAPI document's `Problem.code` and the table in
+    /// docs/ERRORS.md list exactly those, so none can drift from the code.
     #[test]
     fn every_code_is_documented() {
         let policy = PolicyRef {
@@ -150,22 +125,52 @@ mod tests {
             },
             Error::Internal(text()),
         ];
+        let pairs = |it: &mut dyn Iterator<Item = (String, u16)>| it.collect::<BTreeSet<_>>();
+        let variants = pairs(&mut every.iter().map(|e| (e.code().to_string(), e.status())));
+        let listed = pairs(&mut CODES.iter().map(|(c, s, _)| (c.to_string(), *s)));
+        assert_eq!(
+            variants, listed,
+            "error::CODES is every Error code with its status"
+        );
+        assert_eq!(
+            CODES.len(),
+            listed.len(),
+            "error::CODES names each code once"
+        );
+
         let spec: serde_json::Value =
             serde_json::from_str(&crate::http::openapi_json()).expect("OpenAPI is JSON");
-        let listed = spec["components"]["schemas"]["Problem"]["properties"]["code"]["description"]
+        let code = &spec["components"]["schemas"]["Problem"]["properties"]["code"];
+        let in_enum: BTreeSet<String> = code["enum"]
+            .as_array()
+            .expect("Problem.code has an enum")
+            .iter()
+            .map(|c| c.as_str().expect("codes are strings").to_string())
+            .collect();
+        let codes: BTreeSet<String> = listed.iter().map(|(c, _)| c.clone()).collect();
+        assert_eq!(
+            in_enum, codes,
+            "Problem.code's enum in the OpenAPI document"
+        );
+        let described = code["description"]
             .as_str()
             .expect("Problem.code is described");
-        let table = include_str!("../../../docs/ERRORS.md");
-        for e in every {
-            let (code, status) = (e.code(), e.status());
+        for (c, s) in &listed {
             assert!(
-                listed.contains(&format!("`{code}` {status}")),
-                "{code} {status} is not listed in the OpenAPI document"
-            );
-            assert!(
-                table.contains(&format!("| `{code}` | {status} |")),
-                "{code} {status} is not in docs/ERRORS.md"
+                described.contains(&format!("`{c}` {s}")),
+                "{c} {s} is not described on Problem.code"
             );
         }
+
+        let table = pairs(
+            &mut include_str!("../../../docs/ERRORS.md")
+                .lines()
+                .filter_map(|line| {
+                    let mut cells = line.strip_prefix("| `")?.split(" | ");
+                    let code = cells.next()?.strip_suffix('`')?;
+                    Some((code.to_string(), cells.next()?.parse().ok()?))
+                }),
+        );
+        assert_eq!(table, listed, "the table in docs/ERRORS.md");
     }
 }

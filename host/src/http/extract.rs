@@ -106,6 +106,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                     Error::invalid("body", format!("could not be read: {e}"))
                 }
             })?;
+        // serde would take a struct from an array of its fields, in order.
+        if bytes.trim_ascii_start().first() == Some(&b'[') {
+            return Err(Error::invalid(
+                "body",
+                "must be a JSON object of this request's fields, not an array",
+            ));
+        }
         parse_json(&bytes).map(Body)
     }
 }
@@ -343,10 +350,12 @@ impl Pagination {
         }
         let after = match &self.cursor {
             None => String::new(),
+            // Any base64url text is a position (one the server did not give
+            // only starts the page elsewhere), as the document's pattern says.
             Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(c)
                 .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .ok_or_else(|| {
                     Error::invalid(
                         "cursor",

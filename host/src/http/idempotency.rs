@@ -28,24 +28,27 @@ use crate::store::idempotency::{self, Answer, Guard, Stored};
 use crate::{Error, crashpoint};
 
 /// Longest key accepted (API.md).
-const KEY_LEN_MAX: usize = 255;
+pub const KEY_LEN_MAX: usize = 255;
 /// Largest response kept for replay.
 const STORED_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 /// Response fields that are secrets: never stored, left out of replays.
 const SECRET_FIELDS: [&str; 2] = ["secret", "token"];
 
+/// Whether a request to this route template reads `Idempotency-Key`; the
+/// OpenAPI document declares the header where this says so.
+pub fn applies(method: &Method, route: &str) -> bool {
+    method == Method::POST
+        && (route.starts_with("/v1/accounts/") || route.starts_with("/v1/operator/"))
+}
+
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
-        return next.run(req).await;
-    }
     let Some(key) = req.headers().get("idempotency-key").cloned() else {
         return next.run(req).await;
     };
     let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
         return next.run(req).await;
     };
-    if !route.as_str().starts_with("/v1/accounts/") && !route.as_str().starts_with("/v1/operator/")
-    {
+    if !applies(req.method(), route.as_str()) {
         return next.run(req).await;
     }
     match replay_or_run(state, route, key, req, next).await {

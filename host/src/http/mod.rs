@@ -14,6 +14,7 @@ mod identity;
 mod members;
 mod merges;
 mod money;
+mod openapi;
 mod operations;
 mod operator;
 mod params;
@@ -96,10 +97,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    api()
-        .1
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    openapi::document(&api().1)
 }
 
 pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
@@ -109,11 +107,7 @@ pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
         canopy,
         metrics: Arc::new(Metrics::default()),
         test_clock,
-        openapi: Arc::new(
-            openapi
-                .to_pretty_json()
-                .expect("the OpenAPI document serializes"),
-        ),
+        openapi: Arc::new(openapi::document(&openapi)),
     };
     // Idempotency wraps each matched route, so it knows the route and its
     // decoded parameters; outside it, query parameters the route does not

@@ -180,6 +180,7 @@ pub struct SummaryGroupView {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ResourceSummaryView)]
 pub struct SummaryView {
     /// The Available pool first, then each sub-account that holds any.
     pub groups: Vec<SummaryGroupView>,

@@ -43,11 +43,34 @@ pub struct NewOffer {
 }
 
 /// A parent's default offer per kind (`PATCH /v1/operator/accounts/{id}`).
+/// Read from a JSON object only: serde's own derive would also take an
+/// array of the fields in order.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct DefaultOffers {
     pub line: Option<String>,
     pub sim: Option<String>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for DefaultOffers {
+    type Error = String;
+
+    fn try_from(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let mut offers = DefaultOffers::default();
+        for (field, value) in map {
+            let slot = match field.as_str() {
+                "line" => &mut offers.line,
+                "sim" => &mut offers.sim,
+                _ => return Err(format!("unknown field `{field}`, expected `line` or `sim`")),
+            };
+            *slot = match value {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(id) => Some(id),
+                other => return Err(format!("invalid type: {other}, expected a string")),
+            };
+        }
+        Ok(offers)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
