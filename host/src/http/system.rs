@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +29,7 @@ pub fn unlisted() -> axum::Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
+        .route(DOCS_SCRIPT, get(docs_script))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,41 +132,54 @@ async fn openapi(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// RapiDoc (MIT; host/assets/rapidoc/README.md), served by the host itself:
+/// the docs page loads nothing from anywhere else.
+const RAPIDOC_JS: &[u8] = include_bytes!("../../assets/rapidoc/rapidoc-min.js");
+const DOCS_SCRIPT: &str = "/docs/rapidoc-min.js";
+
+/// What the docs page may load: its own script and the server's OpenAPI
+/// document, nothing from another origin. RapiDoc styles its elements
+/// inline, hence `'unsafe-inline'` for styles (never for scripts).
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+/// Everything else is data, never a page to render or frame.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The API reference: RapiDoc rendering `/openapi.json` (every operation,
+/// its fields, examples, errors and authentication, with "try it").
+async fn docs() -> Response {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Canopy API reference</title>\
+         <script type=\"module\" src=\"{DOCS_SCRIPT}\"></script></head>\n\
+         <body><rapi-doc spec-url=\"/openapi.json\" load-fonts=\"false\" theme=\"light\" \
+         render-style=\"read\" show-header=\"false\" allow-server-selection=\"false\" \
+         allow-authentication=\"true\" allow-try=\"true\" schema-style=\"table\" \
+         default-schema-tab=\"schema\" show-components=\"true\" persist-auth=\"false\">\
+         <noscript>This reference needs JavaScript; the same content is the OpenAPI document at \
+         <a href=\"/openapi.json\">/openapi.json</a>.</noscript></rapi-doc></body></html>\n"
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, DOCS_CSP),
+        ],
+        page,
+    )
+        .into_response()
 }
 
-/// A readable page of every route, built from the OpenAPI document.
-async fn docs(State(s): State<AppState>) -> Html<String> {
-    let spec: serde_json::Value = serde_json::from_str(&s.openapi).unwrap_or_default();
-    let mut rows = String::new();
-    if let Some(paths) = spec["paths"].as_object() {
-        for (path, ops) in paths {
-            for (method, op) in ops.as_object().into_iter().flatten() {
-                let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                    .as_str()
-                    .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
-                    .unwrap_or_default();
-                rows.push_str(&format!(
-                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-                    method.to_uppercase(),
-                    escape(path),
-                    escape(op["summary"].as_str().unwrap_or("")),
-                    escape(&body)
-                ));
-            }
-        }
-    }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Canopy API</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}td{{padding:.3em .8em;border-bottom:1px solid #ddd}}</style></head>\
-         <body><h1>Canopy API</h1><p>Every route, generated from the server's own \
-         <a href=\"/openapi.json\">OpenAPI document</a>. Errors are <code>application/problem+json</code> \
-         with a stable <code>code</code>.</p><table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Body</th></tr>\
-         {rows}</table></body></html>"
-    ))
+async fn docs_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        RAPIDOC_JS,
+    )
+        .into_response()
 }
 
 pub async fn not_found() -> Error {
@@ -179,8 +193,9 @@ pub async fn method_not_allowed(method: Method) -> Error {
     ))
 }
 
-/// Headers every response carries: `nosniff` everywhere, and `no-store` on
-/// the API, whose responses may carry secrets (keys, invitation tokens).
+/// Headers every response carries: `nosniff` and a Content-Security-Policy
+/// (the docs page sets its own) everywhere, and `no-store` on the API,
+/// whose responses may carry secrets (keys, invitation tokens).
 pub async fn headers(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let api = path == "/v1" || path.starts_with("/v1/");
@@ -192,6 +207,12 @@ pub async fn headers(req: Request, next: Next) -> Response {
     );
     if api {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        );
     }
     response
 }
