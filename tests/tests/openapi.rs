@@ -178,5 +178,22 @@ both_backends! {
             assert!(documented(&doc, method, path).contains(&status), "{method} {path} documents {status}");
             reply.expect_problem(status, code);
         }
+        // Bodies are objects: serde alone would read a struct from an array
+        // of its fields.
+        let accounts = format!("/v1/operator/accounts/{}", parent.id);
+        let cases = [
+            (app.op_patch("/v1/operator/settings", json!([null, null])).await, "/v1/operator/settings"),
+            (app.op_patch(&accounts, json!({"default_offers": [null, null]})).await, "/v1/operator/accounts/{id}"),
+        ];
+        for (reply, path) in cases {
+            assert!(documented(&doc, "patch", path).contains(&422), "patch {path} documents 422");
+            reply.expect_problem(422, "validation_failed");
+        }
+        // Any cursor the document's pattern allows is a position ("_w" is
+        // the byte 0xFF, not UTF-8).
+        let cursor = doc["paths"]["/v1/accounts/{id}/subaccounts"]["get"]["parameters"]
+            .as_array().unwrap().iter().find(|p| p["name"] == "cursor").cloned().unwrap();
+        assert!(cursor["schema"]["pattern"].as_str().unwrap().starts_with("^(?:[A-Za-z0-9_-]{4})*"), "{cursor}");
+        app.get(&format!("{account}/subaccounts?cursor=_w"), &parent.key).await.expect(200);
     }
 }
