@@ -5,6 +5,7 @@
 mod api;
 mod billing;
 mod campaigns;
+mod docs_page;
 mod exactly_once;
 mod hostile_policies;
 mod http_surface;
@@ -14,6 +15,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod merges;
+mod openapi;
 mod operations;
 mod policies;
 mod policy_lifecycle;
