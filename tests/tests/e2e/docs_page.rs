@@ -3,7 +3,9 @@
 //! assets, under the server's Content-Security-Policy, and it lists the
 //! operations with their fields and authentication. The page and everything
 //! it loads come from the server itself. A screenshot goes to
-//! docs/api-docs.png.
+//! target/screenshots/api-docs.png, and to docs/api-docs.png (the one the
+//! README shows) when `CANOPY_UPDATE_SCREENSHOTS=1` is set, so a test run
+//! leaves the checkout as it found it.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium
 //! chromium-driver`; `.ci/run` installs them). Without them the test fails
@@ -283,7 +285,14 @@ async fn check_docs_page(app: TestApp) {
         .decode(png.as_str().expect("a base64 screenshot"))
         .unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api-docs.png");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = if std::env::var_os("CANOPY_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/api-docs.png")
+    } else {
+        let dir = root.join("target/screenshots");
+        std::fs::create_dir_all(&dir).expect("target/screenshots is made");
+        dir.join("api-docs.png")
+    };
     // Both backends' runs write it: whole files only.
     let part = out.with_extension(format!("png.{}", std::process::id()));
     std::fs::write(&part, &png).expect("the screenshot is written");
