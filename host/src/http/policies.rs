@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Body, Caller, Pagination, Path, Query, cursor};
-use super::policy_upload::{PolicyUpload, RawUploadQuery, UploadForm};
+use super::policy_upload::{ComponentBytes, PolicyUpload, RawUploadQuery, UploadForm};
 use super::views::List;
 use super::{AppState, Problem};
 use crate::clock::from_us;
@@ -156,7 +156,7 @@ async fn list(s: &AppState, p: &Principal, parent: Option<&str>) -> Result<Json<
 /// the component's bytes as `application/wasm` with `?name=&hook=`); it is
 /// compiled and run on the hook's samples before it is stored, inactive.
 #[utoipa::path(post, path = "/v1/accounts/{parent_id}/policies", tag = "policies",
-    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (Vec<u8> = "application/wasm"))),
+    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (ComponentBytes = "application/wasm"))),
     params(RawUploadQuery),
     responses((status = 201, body = UploadedView), (status = "4XX", body = Problem)))]
 async fn upload_policy(
@@ -230,7 +230,7 @@ async fn deactivate_policy(
 /// Upload a platform policy version (operator), in the same forms as a
 /// tree's.
 #[utoipa::path(post, path = "/v1/operator/policies", tag = "operator",
-    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (Vec<u8> = "application/wasm"))),
+    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (ComponentBytes = "application/wasm"))),
     params(RawUploadQuery),
     responses((status = 201, body = UploadedView), (status = "4XX", body = Problem)))]
 async fn upload_platform_policy(

@@ -30,12 +30,17 @@ pub struct PolicyUpload(pub Upload);
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RawUploadQuery {
-    /// With `Content-Type: application/wasm` only: the policy's name
-    /// (uploading again under it adds a version).
-    pub name: String,
-    /// With `Content-Type: application/wasm` only: the hook.
-    pub hook: String,
+    /// With `Content-Type: application/wasm` (and then required): the
+    /// policy's name (uploading again under it adds a version).
+    pub name: Option<String>,
+    /// With `Content-Type: application/wasm` (and then required): the hook.
+    pub hook: Option<String>,
 }
+
+/// The `application/wasm` body: the component's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ComponentBytes(pub axum::body::Bytes);
 
 /// The `multipart/form-data` form of an upload.
 #[derive(Debug, Default, utoipa::ToSchema)]
@@ -82,13 +87,21 @@ impl<S: Send + Sync> FromRequest<S> for PolicyUpload {
 async fn raw<S: Send + Sync>(req: Request, state: &S) -> Result<Upload, Error> {
     let (mut parts, body) = req.into_parts();
     let Query(q) = Query::<RawUploadQuery>::from_request_parts(&mut parts, state).await?;
-    let bytes = body_bytes(Request::from_parts(parts, body), state).await?;
+    let missing = |field: &str| {
+        Error::invalid(
+            field,
+            "is missing: an application/wasm upload gives `name` and `hook` in the query string (`?name=...&hook=...`)",
+        )
+    };
+    let name = q.name.ok_or_else(|| missing("name"))?;
+    let hook = q.hook.ok_or_else(|| missing("hook"))?;
+    let component = ComponentBytes(body_bytes(Request::from_parts(parts, body), state).await?);
     Ok(Upload {
-        name: q.name,
-        hook: q.hook,
+        name,
+        hook,
         runtime: "wasm".into(),
         source: None,
-        module: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+        module: Some(base64::engine::general_purpose::STANDARD.encode(&component.0)),
     })
 }
 
