@@ -587,7 +587,7 @@ async fn two_hosts_never_process_one_operation_twice() {
 
 /// Not a timed test: prints how fast a 10,000-SIM transfer runs on each
 /// backend (BENCHMARKS.md, "Bulk operations"). Run with
-/// `cargo test -p canopy-e2e --test operations measure -- --ignored --nocapture`.
+/// `cargo test -p canopy-e2e --test e2e operations::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_a_10000_sim_transfer() {

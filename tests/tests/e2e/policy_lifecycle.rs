@@ -5,7 +5,7 @@
 use canopy_e2e::{Backend, Code, Options, both_backends, repo_file, spawn_app_with};
 use serde_json::{Value, json};
 
-const ALLOWLIST_RHAI: &str = include_str!("../../policies/examples/domain_allowlist.rhai");
+const ALLOWLIST_RHAI: &str = include_str!("../../../policies/examples/domain_allowlist.rhai");
 
 fn allowlist_wasm() -> Vec<u8> {
     repo_file("policies/examples/domain_allowlist.wasm")
@@ -235,7 +235,7 @@ both_backends! {
         assert!(malformed["detail"].as_str().unwrap().contains("sample input 1"), "{malformed}");
 
         // Cascade is closed to customers unless the operator opens it.
-        app.upload_policy(Some(&acme), "cascade", "cascade", Code::Rhai(include_str!("../../policies/cascade.rhai")))
+        app.upload_policy(Some(&acme), "cascade", "cascade", Code::Rhai(include_str!("../../../policies/cascade.rhai")))
             .await
             .expect_problem(403, "forbidden");
         app.upload_policy(Some(&acme), "x", "nope", Code::Rhai("fn evaluate(h, i) { 1 }"))

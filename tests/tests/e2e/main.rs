@@ -1,0 +1,31 @@
+//! The end-to-end suite as one test binary: each module is one area of the
+//! product, driven over HTTP (or as processes) against real servers. One
+//! binary links the host once instead of once per area.
+
+mod api;
+mod billing;
+mod campaigns;
+mod exactly_once;
+mod hostile_policies;
+mod http_surface;
+mod identity;
+mod large_tree;
+mod ledger;
+mod lifecycle;
+mod limits;
+mod merges;
+mod operations;
+mod policies;
+mod policy_lifecycle;
+mod processes;
+mod races;
+mod reach;
+mod resource_policies;
+mod resources;
+mod seed_flows;
+mod subaccounts;
+mod tenants;
+mod traffic;
+mod trust_money;
+mod validation;
+mod webhooks;
