@@ -26,7 +26,7 @@ if command -v psql >/dev/null; then
         while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 fi
 
-# tests/tests/readme_commands.rs runs the documented curl and jq commands.
+# tests/tests/e2e/readme_commands.rs runs the documented curl and jq commands.
 for tool in curl jq; do
     if ! command -v "$tool" >/dev/null; then
         echo "test.sh: installing $tool"
