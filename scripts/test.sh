@@ -26,6 +26,15 @@ if command -v psql >/dev/null; then
         while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 fi
 
+# tests/tests/e2e/readme_commands.rs runs the documented curl and jq commands.
+for tool in curl jq; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "test.sh: installing $tool"
+        { apt-get update -q && apt-get install -y -q "$tool"; } >/dev/null ||
+            { echo "test.sh: $tool is missing; install it (apt-get install $tool)" >&2; exit 1; }
+    fi
+done
+
 cargo build --locked -p canopy --bin canopy
 # The suite, then one plain line over every test binary (cargo's own last
 # line is the doc-tests' and says little).

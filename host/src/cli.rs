@@ -2,13 +2,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::ops::Settings;
-use crate::policy::{DefaultsRuntime, Hook, Policy, rhai_script::RhaiPolicy, wasm::WasmPolicy};
+use crate::policy::DefaultsRuntime;
 use crate::server::{Config, Host, shutdown_signal};
+
+mod policy;
+use policy::PolicyCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,21 +108,6 @@ struct Serve {
     log_format: String,
 }
 
-#[derive(Debug, Subcommand)]
-enum PolicyCommand {
-    /// Compile a policy and print its decision on a sample input.
-    Check {
-        /// A Rhai script, or a Wasm component (`.wasm`).
-        file: PathBuf,
-        /// authorize, subaccount.validate, visibility or cascade.
-        #[arg(long)]
-        hook: String,
-        /// An input document (JSON); default: the hook's built-in samples.
-        #[arg(long)]
-        input: Option<PathBuf>,
-    },
-}
-
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -141,9 +129,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(serve) => run_serve(*serve),
-        Command::Policy(PolicyCommand::Check { file, hook, input }) => {
-            policy_check(&file, &hook, input.as_deref())
-        }
+        Command::Policy(command) => policy::run(command),
     }
 }
 
@@ -231,63 +217,4 @@ fn run_serve(serve: Serve) -> ExitCode {
             Err(e) => fail(format!("server failed: {e}")),
         }
     })
-}
-
-fn policy_check(file: &std::path::Path, hook: &str, input: Option<&std::path::Path>) -> ExitCode {
-    let Some(hook) = Hook::parse(hook) else {
-        return fail(format!(
-            "unknown hook `{hook}`; use authorize, subaccount.validate, visibility or cascade"
-        ));
-    };
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
-    };
-    let name = file.display().to_string();
-    let started = Instant::now();
-    let loaded: Result<Box<dyn Policy>, String> = if bytes.starts_with(b"\0asm") {
-        WasmPolicy::load(&name, 1, &bytes).map(|p| Box::new(p) as Box<dyn Policy>)
-    } else {
-        match String::from_utf8(bytes) {
-            Ok(source) => {
-                RhaiPolicy::compile(&name, 1, &source).map(|p| Box::new(p) as Box<dyn Policy>)
-            }
-            Err(_) => Err("neither a Wasm component nor a UTF-8 Rhai script".into()),
-        }
-    };
-    let policy = match loaded {
-        Ok(p) => p,
-        Err(e) => return fail(format!("{name} does not compile: {e}")),
-    };
-    println!("compiled in {} us", started.elapsed().as_micros());
-    let inputs: Vec<serde_json::Value> = match input {
-        Some(path) => match std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
-            Ok(v) => vec![v],
-            Err(e) => return fail(format!("cannot read input {}: {e}", path.display())),
-        },
-        None => crate::policy::samples::of(hook),
-    };
-    let mut failed = false;
-    for doc in inputs {
-        let started = Instant::now();
-        let result = policy
-            .evaluate(hook, &doc, crate::policy::Budget::DEFAULT)
-            .and_then(|out| crate::policy::output::check(hook, &out).map(|()| out));
-        let took = started.elapsed();
-        match result {
-            Ok(out) => println!("{}  ({} us)", out, took.as_micros()),
-            Err(fault) => {
-                failed = true;
-                println!("fails closed: {fault}  ({} us)", took.as_micros());
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
 }

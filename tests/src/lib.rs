@@ -604,6 +604,12 @@ pub fn repo_file(path: &str) -> Vec<u8> {
     std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// A file of the repository as a path, for commands given files.
+pub fn repo_path(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.join(path).display().to_string()
+}
+
 impl TestApp {
     /// Where a tree's (`Some(parent)`) or the platform's policies live, and
     /// the token that manages them.

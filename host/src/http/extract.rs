@@ -94,18 +94,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Body<T>, Error> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::PayloadTooLarge(
-                        "the request body is over the size limit (1 MiB; policy uploads 8 MiB)"
-                            .into(),
-                    )
-                } else {
-                    Error::invalid("body", format!("could not be read: {e}"))
-                }
-            })?;
+        let bytes = body_bytes(req, state).await?;
         // serde would take a struct from an array of its fields, in order.
         if bytes.trim_ascii_start().first() == Some(&b'[') {
             return Err(Error::invalid(
@@ -115,6 +104,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         }
         parse_json(&bytes).map(Body)
     }
+}
+
+/// The request body; over the route's limit is 413.
+pub async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, Error> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                Error::invalid("body", format!("could not be read: {e}"))
+            }
+        })
+}
+
+pub fn too_large() -> Error {
+    Error::PayloadTooLarge(
+        "the request body is over the size limit (1 MiB; policy uploads 8 MiB)".into(),
+    )
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {

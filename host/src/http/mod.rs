@@ -20,6 +20,7 @@ mod operator;
 mod params;
 mod platform_settings;
 mod policies;
+mod policy_upload;
 mod resources;
 mod system;
 mod views;

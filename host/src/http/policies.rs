@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Body, Caller, Pagination, Path, Query, cursor};
+use super::policy_upload::{ComponentBytes, PolicyUpload, RawUploadQuery, UploadForm};
 use super::views::List;
 use super::{AppState, Problem};
 use crate::clock::from_us;
@@ -151,15 +152,18 @@ async fn list(s: &AppState, p: &Principal, parent: Option<&str>) -> Result<Json<
 }
 
 /// Upload a policy version for the tree (Rhai `source` or base64 Wasm
-/// `module`); it is compiled and run on the hook's samples before it is
-/// stored, inactive.
-#[utoipa::path(post, path = "/v1/accounts/{parent_id}/policies", tag = "policies", request_body = Upload,
+/// `module`; or multipart/form-data with a `module` or `source` file; or
+/// the component's bytes as `application/wasm` with `?name=&hook=`); it is
+/// compiled and run on the hook's samples before it is stored, inactive.
+#[utoipa::path(post, path = "/v1/accounts/{parent_id}/policies", tag = "policies",
+    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (ComponentBytes = "application/wasm"))),
+    params(RawUploadQuery),
     responses((status = 201, body = UploadedView), (status = "4XX", body = Problem)))]
 async fn upload_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(parent_id): Path<String>,
-    Body(req): Body<Upload>,
+    PolicyUpload(req): PolicyUpload,
 ) -> Result<(StatusCode, Json<UploadedView>)> {
     upload(&s, &p, Some(&parent_id), req).await
 }
@@ -223,13 +227,16 @@ async fn deactivate_policy(
     Ok(Json(info.into()))
 }
 
-/// Upload a platform policy version (operator).
-#[utoipa::path(post, path = "/v1/operator/policies", tag = "operator", request_body = Upload,
+/// Upload a platform policy version (operator), in the same forms as a
+/// tree's.
+#[utoipa::path(post, path = "/v1/operator/policies", tag = "operator",
+    request_body(content((Upload = "application/json"), (UploadForm = "multipart/form-data"), (ComponentBytes = "application/wasm"))),
+    params(RawUploadQuery),
     responses((status = 201, body = UploadedView), (status = "4XX", body = Problem)))]
 async fn upload_platform_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Body(req): Body<Upload>,
+    PolicyUpload(req): PolicyUpload,
 ) -> Result<(StatusCode, Json<UploadedView>)> {
     upload(&s, &p, None, req).await
 }

@@ -21,6 +21,7 @@ pub mod input;
 pub mod output;
 pub mod rhai_script;
 pub mod samples;
+pub mod testing;
 pub mod wasm;
 pub mod wasm_cache;
 

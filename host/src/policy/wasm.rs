@@ -158,6 +158,9 @@ impl WasmPolicy {
                 bytes.len()
             ));
         }
+        if let Some(what) = not_a_component(bytes) {
+            return Err(what);
+        }
         let component = compile(&RUNTIME, bytes, cache().as_deref())?;
         WasmPolicy::from_component(id, version, &component)
     }
@@ -402,14 +405,52 @@ fn describe(e: &wasmtime::Error, fuel: u64) -> String {
     }
 }
 
+/// Why `bytes` cannot be a component, when their header says so: the
+/// parser's own message would be a dump of the header bytes.
+fn not_a_component(bytes: &[u8]) -> Option<String> {
+    if !bytes.starts_with(b"\0asm") {
+        return Some(
+            "not WebAssembly: a component starts with the bytes `\\0asm` (was a Rhai script or base64 text sent as the component?)".into(),
+        );
+    }
+    match bytes.get(4..8) {
+        Some([1, 0, 0, 0]) => Some(
+            "this is a core WebAssembly module, not a component: run `canopy policy componentize MODULE.wasm -o COMPONENT.wasm` and upload COMPONENT.wasm (plugins/README.md)".into(),
+        ),
+        _ => None,
+    }
+}
+
 fn chain(e: &wasmtime::Error) -> String {
-    format!("{e:#}")
+    one_line(&format!("{e:#}"))
+}
+
+/// A message on one line: parser errors print byte arrays and backtraces
+/// over many lines, which would not read as one reason in a problem
+/// document or a log line. Line breaks and the indentation after them
+/// become one space, and `[0x0, 0x61]` stays compact.
+pub fn one_line(message: &str) -> String {
+    if !message.contains('\n') {
+        return message.to_string();
+    }
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    joined
+        .replace("[ ", "[")
+        .replace(", ]", "]")
+        .replace("{ ", "{")
+        .replace(", }", "}")
 }
 
 fn clip(message: &str) -> String {
     const MAX: usize = 1000;
+    let message = one_line(message);
     if message.len() <= MAX {
-        return message.to_string();
+        return message;
     }
     let mut end = MAX;
     while !message.is_char_boundary(end) {
@@ -595,5 +636,24 @@ mod tests {
         assert!(junk.contains("not a valid component"), "{junk}");
         let too_big = WasmPolicy::load("big", 1, &vec![0; COMPONENT_BYTES_MAX + 1]).unwrap_err();
         assert!(too_big.contains("limit"), "{too_big}");
+    }
+
+    #[test]
+    fn a_core_module_or_other_bytes_are_named_in_one_line() {
+        let core = WasmPolicy::load("core", 1, b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(
+            core.contains("core WebAssembly module, not a component"),
+            "{core}"
+        );
+        assert!(core.contains("canopy policy componentize"), "{core}");
+        let text = WasmPolicy::load("text", 1, b"fn evaluate(hook, input) {}").unwrap_err();
+        assert!(text.starts_with("not WebAssembly"), "{text}");
+        let dump = "bad magic number - expected=[\n    0x0,\n    0x61,\n] actual=[\n    0x7b,\n]";
+        assert_eq!(
+            one_line(dump),
+            "bad magic number - expected=[0x0, 0x61] actual=[0x7b]"
+        );
+        let version = WasmPolicy::load("v", 1, b"\0asm\x0e\0\x01\0").unwrap_err();
+        assert!(!version.contains('\n'), "{version}");
     }
 }

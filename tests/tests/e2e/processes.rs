@@ -1,12 +1,11 @@
 //! The `canopy` binary as a process: flags, start-up failures, SIGTERM, and
 //! two hosts side by side on one PostgreSQL database.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use canopy_e2e::process::{Server, canopy, free_port};
-use canopy_e2e::{Backend, fresh_database};
+use canopy_e2e::{Backend, fresh_database, repo_path as repo};
 use serde_json::{Value, json};
 
 /// GET `url` with a bearer token; the JSON body.
@@ -349,14 +348,6 @@ async fn killed_mid_load_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_load_postgres() {
     killed_mid_load_leaves_the_ledger_balanced(Backend::Postgres).await;
-}
-
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
 }
 
 /// `canopy policy check` prints each decision with the time it took, for a
