@@ -19,6 +19,7 @@ mod operator;
 mod params;
 mod platform_settings;
 mod policies;
+mod policy_versions;
 mod resources;
 mod system;
 mod views;
