@@ -211,7 +211,10 @@ async fn get_policy(
 }
 
 /// Activate a version in `enforce` or `shadow` mode (an older version rolls
-/// back). In force on every host within seconds.
+/// back). A policy runs one version enforced and one in shadow beside it:
+/// activating a version in one mode leaves the other mode's version running
+/// (promote the shadow with `POST .../promote`). In force on every host
+/// within seconds.
 #[utoipa::path(post, path = "/v1/accounts/{parent_id}/policies/{policy_id}/versions/{version}/activate", tag = "policies",
     request_body = Activation,
     responses((status = 200, body = PolicyView), (status = "4XX", body = Problem)))]
