@@ -8,7 +8,10 @@ use canopy_e2e::webhooks::funded_parent;
 use canopy_e2e::{Code, Parent, TestApp, both_backends, repo_file};
 use serde_json::{Value, json};
 
-const BUSINESS_HOURS_RHAI: &str = include_str!("../../policies/examples/business_hours.rhai");
+/// Read at run time, so the module may live at any depth of `tests/`.
+fn business_hours_rhai() -> String {
+    String::from_utf8(repo_file("policies/examples/business_hours.rhai")).unwrap()
+}
 
 /// A validation policy refusing names that contain `word`.
 fn refuse_word(word: &str) -> String {
@@ -254,7 +257,7 @@ both_backends! {
         let parent = funded_parent(&app, "hours.example", "reseller", "1000.00").await;
         let (sub, key) = basic_sender(&app, &parent, "Asia/Tokyo").await;
         let rhai = app
-            .install_policy(Some(&parent), "business hours", "authorize", Code::Rhai(BUSINESS_HOURS_RHAI), "enforce")
+            .install_policy(Some(&parent), "business hours", "authorize", Code::Rhai(&business_hours_rhai()), "enforce")
             .await;
         business_hours_hold(&app, &sub, &key, &rhai).await;
         // The decision's input time came from the test clock: the denial
