@@ -6,6 +6,7 @@
 #   policies/visibility.wasm              (plugins/defaults/visibility)
 #   policies/cascade.wasm                 (plugins/defaults/cascade)
 #   policies/examples/domain_allowlist.wasm (plugins/examples/domain_allowlist)
+#   policies/examples/business_hours.wasm   (plugins/examples/business_hours)
 #   tests/fixtures/hostile.wasm           (plugins/testing/hostile)
 #
 #   plugins/build.sh           build and write the files above
@@ -37,6 +38,7 @@ components=(
     "canopy_default_visibility:policies/visibility.wasm"
     "canopy_default_cascade:policies/cascade.wasm"
     "canopy_example_domain_allowlist:policies/examples/domain_allowlist.wasm"
+    "canopy_example_business_hours:policies/examples/business_hours.wasm"
     "canopy_testing_hostile:tests/fixtures/hostile.wasm"
 )
 

@@ -5,6 +5,8 @@
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PolicyRef {
     pub id: String,
+    /// The policy's name as uploaded (a shipped default's is its id).
+    pub name: String,
     pub version: i64,
     pub reason: String,
 }
@@ -47,7 +49,8 @@ pub enum Error {
     Validation {
         detail: String,
         errors: Vec<FieldError>,
-        policy: Option<PolicyRef>,
+        /// Boxed: keeps every `Result<_, Error>` small.
+        policy: Option<Box<PolicyRef>>,
     },
     #[error("{0}")]
     InsufficientFunds(String),
@@ -161,7 +164,7 @@ impl Error {
     pub fn policy(&self) -> Option<&PolicyRef> {
         match self {
             Error::PolicyDenied(p) | Error::PolicyFailed(p) => Some(p),
-            Error::Validation { policy, .. } => policy.as_ref(),
+            Error::Validation { policy, .. } => policy.as_deref(),
             _ => None,
         }
     }

@@ -79,6 +79,7 @@ impl Host {
                 .await
                 .map_err(|e| format!("cannot settle the operator token: {e}"))?;
         let clock = Arc::new(Clock::default());
+        policies.use_clock(clock.clone());
         let (log, decisions) = DecisionLog::new(clock.clone());
         policies.log_decisions(log);
         let canopy = Canopy {

@@ -54,7 +54,9 @@ impl IntoResponse for Error {
             other => other.to_string(),
         };
         let (errors, policy) = match &self {
-            Error::Validation { errors, policy, .. } => (Some(errors.clone()), policy.clone()),
+            Error::Validation { errors, policy, .. } => {
+                (Some(errors.clone()), policy.as_deref().cloned())
+            }
             other => (None, other.policy().cloned()),
         };
         if let Some(p) = &policy {
@@ -100,6 +102,7 @@ mod tests {
     fn every_code_is_documented() {
         let policy = PolicyRef {
             id: "pol_x".into(),
+            name: "x".into(),
             version: 1,
             reason: "no".into(),
         };

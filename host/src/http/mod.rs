@@ -21,6 +21,7 @@ mod params;
 mod platform_settings;
 mod policies;
 mod policy_upload;
+mod policy_versions;
 mod resources;
 mod system;
 mod views;

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_policy_settings, put_policy_settings))
         .routes(routes!(list_decisions))
         .routes(routes!(list_platform_decisions))
+        .merge(super::policy_versions::router())
         .layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES_MAX))
 }
 
@@ -77,9 +78,21 @@ pub struct PolicyView {
     pub id: String,
     pub name: String,
     pub hook: String,
-    /// `enforce`, `shadow` or `inactive`.
+    /// `enforce`, `shadow` or `inactive`; `suspended_by_operator` when the
+    /// operator closed the policy's hook to customers (it runs nowhere
+    /// until the hook is open again; `mode` keeps what was set).
+    #[schema(example = "enforce")]
     pub status: String,
+    /// The enforced version, or the only version when it runs in shadow
+    /// alone.
     pub active_version: Option<i64>,
+    /// The mode `active_version` runs in (`enforce` or `shadow`), `null`
+    /// when inactive.
+    pub mode: Option<String>,
+    /// The version evaluated in shadow (logged, never deciding): a canary
+    /// beside the enforced version, or `active_version` itself when it runs
+    /// in shadow alone. Promote it with `POST .../promote`.
+    pub shadow_version: Option<i64>,
     pub versions: Vec<VersionView>,
     /// The active version's circuit breaker on this host, when it is not
     /// closed: after repeated failures the policy fails closed without
@@ -101,8 +114,15 @@ pub struct BreakerView {
 
 impl From<PolicyInfo> for PolicyView {
     fn from(i: PolicyInfo) -> PolicyView {
+        let status = match (&i.policy.mode, i.suspended_by_operator) {
+            (Some(_), true) => "suspended_by_operator".to_string(),
+            (Some(mode), false) => mode.clone(),
+            (None, _) => "inactive".to_string(),
+        };
         PolicyView {
-            status: i.policy.mode.clone().unwrap_or_else(|| "inactive".into()),
+            status,
+            shadow_version: i.slots().shadow,
+            mode: i.policy.mode.clone(),
             id: i.policy.id,
             name: i.policy.name,
             hook: i.policy.hook,
@@ -195,7 +215,10 @@ async fn get_policy(
 }
 
 /// Activate a version in `enforce` or `shadow` mode (an older version rolls
-/// back). In force on every host within seconds.
+/// back). A policy runs one version enforced and one in shadow beside it:
+/// activating a version in one mode leaves the other mode's version running
+/// (promote the shadow with `POST .../promote`). In force on every host
+/// within seconds.
 #[utoipa::path(post, path = "/v1/accounts/{parent_id}/policies/{policy_id}/versions/{version}/activate", tag = "policies",
     request_body = Activation,
     responses((status = 200, body = PolicyView), (status = "4XX", body = Problem)))]
@@ -400,11 +423,17 @@ impl DecisionQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DecisionPolicyView {
     pub id: String,
+    /// The policy's name (a shipped default's is its id).
+    pub name: String,
     pub version: i64,
     pub mode: String,
     pub outcome: String,
     pub reason: Option<String>,
     pub duration_us: u64,
+    /// Shadow entries only: this version would have decided differently
+    /// from the enforced result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disagrees: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -432,11 +461,18 @@ impl From<DecisionRow> for DecisionView {
                 a.iter()
                     .map(|p| DecisionPolicyView {
                         id: p["id"].as_str().unwrap_or_default().to_string(),
+                        // Records written before names were logged.
+                        name: p["name"]
+                            .as_str()
+                            .or_else(|| p["id"].as_str())
+                            .unwrap_or_default()
+                            .to_string(),
                         version: p["version"].as_i64().unwrap_or_default(),
                         mode: p["mode"].as_str().unwrap_or_default().to_string(),
                         outcome: p["outcome"].as_str().unwrap_or_default().to_string(),
                         reason: p["reason"].as_str().map(str::to_string),
                         duration_us: p["duration_us"].as_u64().unwrap_or_default(),
+                        disagrees: p["disagrees"].as_bool(),
                     })
                     .collect()
             })

@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod parents;
 pub mod platform_settings;
 pub mod policies;
+pub mod policy_versions;
 pub mod resources;
 pub mod retention;
 pub mod status;

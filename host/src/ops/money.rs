@@ -409,6 +409,7 @@ fn denied_money(what: &str, view: &crate::policy::View) -> Error {
         .clone()
         .unwrap_or_else(|| crate::error::PolicyRef {
             id: "visibility".into(),
+            name: "visibility".into(),
             version: 0,
             reason: String::new(),
         });

@@ -115,19 +115,15 @@ pub fn short_text(field: &str, value: &str) -> Result<String> {
 
 /// An IANA-style zone name (`Europe/Rome`, `UTC`).
 pub fn timezone(value: &str) -> Result<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(Error::invalid(
+    let known = (value.len() <= 64)
+        .then(|| crate::policy::time::known_zone(value))
+        .flatten();
+    known.ok_or_else(|| {
+        Error::invalid(
             "timezone",
-            "must be a zone name such as `Europe/Rome` or `UTC`",
-        ))
-    }
+            format!("must be an IANA time zone such as `Europe/Rome`, `America/New_York` or `UTC`; {value:?} is not one"),
+        )
+    })
 }
 
 /// An ISO 4217 code from the table of currencies (`domain::currency`).

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use super::{Canopy, Page, Paged, Principal};
 use crate::domain::{AccountKind, NameKey};
 use crate::policy::{
-    Active, Hook, Layers, Mode, Policy, output, rhai_script::RhaiPolicy, samples, wasm::WasmPolicy,
+    Active, Hook, Layers, Mode, Policy, canary::Slots, output, rhai_script::RhaiPolicy, samples,
+    wasm::WasmPolicy,
 };
 use crate::secrets::{new_id, sha256_hex};
 use crate::store::{self, decisions, policies::PLATFORM};
@@ -39,7 +40,7 @@ pub enum Owner {
 }
 
 impl Owner {
-    fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             Owner::Platform => PLATFORM,
             Owner::Tree(id) => id,
@@ -84,6 +85,20 @@ pub struct PolicyInfo {
     pub versions: Vec<store::policies::VersionRow>,
     /// The active version's circuit breaker on this host, unless closed.
     pub breaker: Option<crate::policy::breaker::Status>,
+    /// A customer policy whose hook the operator closed to customers: it
+    /// keeps its versions and modes but runs nowhere.
+    pub suspended_by_operator: bool,
+}
+
+impl PolicyInfo {
+    /// Which versions run (enforced, shadow).
+    pub fn slots(&self) -> Slots {
+        Slots::from_columns(
+            self.policy.active_version,
+            self.policy.mode.as_deref(),
+            self.policy.shadow_version,
+        )
+    }
 }
 
 /// What an upload made.
@@ -95,6 +110,33 @@ pub struct Uploaded {
     pub version: i64,
     pub runtime: String,
     pub sha256: String,
+}
+
+/// A loaded policy under the name it was uploaded with, so denials and
+/// decision records carry it beside the id.
+struct Named {
+    name: String,
+    inner: Arc<dyn Policy>,
+}
+
+impl Policy for Named {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn version(&self) -> i64 {
+        self.inner.version()
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn evaluate(
+        &self,
+        hook: Hook,
+        input: &serde_json::Value,
+        budget: crate::policy::Budget,
+    ) -> Result<serde_json::Value, crate::policy::Fault> {
+        self.inner.evaluate(hook, input, budget)
+    }
 }
 
 /// A policy compiled from an upload or from storage.
@@ -132,6 +174,7 @@ fn try_samples(policy: &dyn Policy, hook: Hook) -> Result<(), String> {
 /// A policy that could not be loaded from storage: fails closed.
 struct Unloadable {
     id: String,
+    name: String,
     version: i64,
     why: String,
 }
@@ -142,6 +185,9 @@ impl Policy for Unloadable {
     }
     fn version(&self) -> i64 {
         self.version
+    }
+    fn name(&self) -> &str {
+        &self.name
     }
     fn evaluate(
         &self,
@@ -159,7 +205,11 @@ impl Policy for Unloadable {
 impl Canopy {
     /// Checks that `principal` may manage the policies of `owner`: the
     /// operator for the platform, a parent admin for its tree.
-    async fn policy_owner(&self, principal: &Principal, parent_id: Option<&str>) -> Result<Owner> {
+    pub(super) async fn policy_owner(
+        &self,
+        principal: &Principal,
+        parent_id: Option<&str>,
+    ) -> Result<Owner> {
         match parent_id {
             None => match principal {
                 Principal::Operator => Ok(Owner::Platform),
@@ -375,7 +425,7 @@ impl Canopy {
         let mut out = Vec::new();
         for policy in store::policies::list(&mut c, owner.key()).await? {
             let versions = store::policies::versions(&mut c, &policy.id).await?;
-            out.push(self.policy_info(policy, versions));
+            out.push(self.policy_info(&owner, policy, versions).await?);
         }
         Ok(out)
     }
@@ -392,27 +442,39 @@ impl Canopy {
             .await?
             .ok_or_else(|| Error::not_found("policy", policy_id))?;
         let versions = store::policies::versions(&mut c, &policy.id).await?;
-        Ok(self.policy_info(policy, versions))
+        drop(c);
+        self.policy_info(&owner, policy, versions).await
     }
 
-    fn policy_info(
+    async fn policy_info(
         &self,
+        owner: &Owner,
         policy: store::policies::PolicyRow,
         versions: Vec<store::policies::VersionRow>,
-    ) -> PolicyInfo {
+    ) -> Result<PolicyInfo> {
         let breaker = policy
             .active_version
             .and_then(|v| self.policies.breakers().status(&policy.id, v));
-        PolicyInfo {
+        let suspended_by_operator = match owner {
+            Owner::Tree(_) if policy.active_version.is_some() => {
+                let open = self.customer_hooks().await?;
+                !Hook::parse(&policy.hook).is_some_and(|h| open.contains(&h))
+            }
+            _ => false,
+        };
+        Ok(PolicyInfo {
             policy,
             versions,
             breaker,
-        }
+            suspended_by_operator,
+        })
     }
 
     /// Activates `version` (an older one is a rollback) in `mode`, or with
-    /// `None` deactivates the policy. In force on this host when this
-    /// returns, and on every other host within its poll interval.
+    /// `None` deactivates the policy (both its versions). A version
+    /// activated in one mode leaves the version running in the other mode
+    /// in place (a canary: `policy::canary`). In force on this host when
+    /// this returns, and on every other host within its poll interval.
     pub async fn set_policy_active(
         &self,
         principal: &Principal,
@@ -420,28 +482,50 @@ impl Canopy {
         policy_id: &str,
         activation: Option<(i64, Activation)>,
     ) -> Result<PolicyInfo> {
+        let version = activation.as_ref().map(|(v, _)| *v);
+        // The mode is checked once the caller is known to manage the policy.
+        self.change_slots(principal, parent_id, policy_id, version, |slots| {
+            let Some((version, a)) = &activation else {
+                return Ok(Slots::default());
+            };
+            let mode = Mode::parse(&a.mode)
+                .ok_or_else(|| Error::invalid("mode", "must be `enforce` or `shadow`"))?;
+            Ok(slots.activate(*version, mode))
+        })
+        .await
+    }
+
+    /// Changes which versions of a policy run with `change`, in one write
+    /// transaction; `needs_version` must exist. Returns the policy as it
+    /// is now.
+    pub(super) async fn change_slots(
+        &self,
+        principal: &Principal,
+        parent_id: Option<&str>,
+        policy_id: &str,
+        needs_version: Option<i64>,
+        change: impl FnOnce(Slots) -> Result<Slots>,
+    ) -> Result<PolicyInfo> {
         let owner = self.policy_owner(principal, parent_id).await?;
-        let active = match &activation {
-            Some((version, a)) => {
-                let mode = Mode::parse(&a.mode)
-                    .ok_or_else(|| Error::invalid("mode", "must be `enforce` or `shadow`"))?;
-                Some((*version, mode.as_str()))
-            }
-            None => None,
-        };
         let mut tx = self.store.begin().await?;
         let policy = store::policies::get(&mut tx, owner.key(), policy_id)
             .await?
             .ok_or_else(|| Error::not_found("policy", policy_id))?;
-        if let Some((version, _)) = active
+        if let Some(version) = needs_version
             && !store::policies::has_version(&mut tx, &policy.id, version).await?
         {
             return Err(Error::NotFound(format!(
                 "policy `{policy_id}` has no version {version}; list its versions with GET on the policy"
             )));
         }
+        let before = Slots::from_columns(
+            policy.active_version,
+            policy.mode.as_deref(),
+            policy.shadow_version,
+        );
+        let after = change(before)?;
         if let Owner::Tree(_) = owner
-            && active.is_some()
+            && !after.is_inactive()
         {
             let hook = Hook::parse(&policy.hook).ok_or_else(|| Error::internal("stored hook"))?;
             if !self.customer_hooks().await?.contains(&hook) {
@@ -451,9 +535,9 @@ impl Canopy {
                 )));
             }
         }
-        store::policies::set_active(&mut tx, &policy.id, active, self.clock.now_us()).await?;
+        store::policies::set_slots(&mut tx, &policy.id, after, self.clock.now_us()).await?;
         tx.commit().await.map_err(store::db_error)?;
-        tracing::info!(policy = %policy.id, active = ?active, owner = owner.key(), "policy activation changed");
+        tracing::info!(policy = %policy.id, enforced = ?after.enforced, shadow = ?after.shadow, owner = owner.key(), "policy activation changed");
         self.reload_policies().await?;
         self.get_policy(principal, parent_id, policy_id).await
     }
@@ -490,10 +574,12 @@ impl Canopy {
                     .find(&row.policy_id, row.version)
                     .unwrap_or_else(|| {
                         compile(&row.policy_id, row.version, &row.runtime, &row.source)
+                            .map(|inner| Arc::new(Named { name: row.name.clone(), inner }) as Arc<dyn Policy>)
                             .unwrap_or_else(|why| {
                                 tracing::error!(policy = %row.policy_id, version = row.version, %why, "stored policy does not load; it fails closed");
                                 Arc::new(Unloadable {
                                     id: row.policy_id.clone(),
+                                    name: row.name.clone(),
                                     version: row.version,
                                     why,
                                 })

@@ -679,6 +679,7 @@ mod tests {
     fn policy() -> PolicyRef {
         PolicyRef {
             id: "p".into(),
+            name: "p".into(),
             version: 1,
             reason: String::new(),
         }

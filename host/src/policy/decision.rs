@@ -25,12 +25,16 @@ pub const QUEUE_MAX: usize = 50_000;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Entry {
     pub id: String,
+    pub name: String,
     pub version: i64,
     pub mode: &'static str,
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub duration_us: u64,
+    /// Shadow entries only: whether this outcome differs from the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disagrees: Option<bool>,
 }
 
 /// One hook evaluation.

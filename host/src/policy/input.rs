@@ -65,6 +65,7 @@ pub fn account(a: &Account, parent: Option<&Account>) -> Value {
         "channels": a.channels,
         "currency": a.currency,
         "region": a.region,
+        "timezone": a.timezone,
         "module": a.tree.module.map(Module::as_str),
         "subaccounts_enabled": a.tree.subaccounts_enabled,
         "billing_type": a.billing_type.map(|b| b.as_str()),
@@ -75,6 +76,7 @@ pub fn account(a: &Account, parent: Option<&Account>) -> Value {
             "email": p.email,
             "email_domain": email_domain(&p.email),
             "status": p.status.as_str(),
+            "timezone": p.timezone,
             "module": p.tree.module.map(Module::as_str),
             "billing_type": p.billing_type.map(|b| b.as_str()),
         })),
@@ -272,7 +274,8 @@ mod tests {
                 ),
             ),
         ];
-        for (hook, doc) in built {
+        for (hook, mut doc) in built {
+            crate::policy::time::stamp(&mut doc, "2026-03-02T16:30:00Z".parse().unwrap());
             let host = shape_of(&doc);
             for sample in samples::of(hook) {
                 let documented = shape_of(&sample);

@@ -13,6 +13,7 @@
 //! handle, only the documents the host builds for it.
 
 pub mod breaker;
+pub mod canary;
 pub mod decision;
 #[cfg(test)]
 mod differential;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod rhai_script;
 pub mod samples;
 pub mod testing;
+pub mod time;
 pub mod wasm;
 pub mod wasm_cache;
 
@@ -173,6 +175,10 @@ pub struct Fault(pub String);
 pub trait Policy: Send + Sync {
     fn id(&self) -> &str;
     fn version(&self) -> i64;
+    /// The name it was uploaded under; a shipped default's is its id.
+    fn name(&self) -> &str {
+        self.id()
+    }
     fn evaluate(&self, hook: Hook, input: &Value, budget: Budget) -> Result<Value, Fault>;
 }
 
@@ -291,6 +297,8 @@ pub struct Policies {
     breakers: Arc<breaker::Breakers>,
     /// Each tree's share of the evaluation slots.
     fairness: fairness::Fairness,
+    /// The host's clock: `now` and `local_now` in every input document.
+    clock: Arc<crate::clock::Clock>,
 }
 
 /// The shipped defaults, compiled into the binary so that `canopy serve`
@@ -403,7 +411,13 @@ impl Policies {
             log: OnceLock::new(),
             breakers: Arc::default(),
             fairness: fairness::Fairness::default(),
+            clock: Arc::default(),
         }
+    }
+
+    /// Input documents take their `now` from `clock` (the host's).
+    pub fn use_clock(&mut self, clock: Arc<crate::clock::Clock>) {
+        self.clock = clock;
     }
 
     /// Opens an uploaded policy's circuit after `failures` consecutive
@@ -538,6 +552,8 @@ impl Policies {
         budget: Budget,
         combine: &Combiner<T>,
     ) -> Result<T> {
+        let mut input = input;
+        time::stamp(&mut input, self.clock.now());
         let action = decision::action_of(&input);
         let account = scope
             .account
@@ -554,17 +570,22 @@ impl Policies {
                 .filter(|j| j.mode == Mode::Enforce)
                 .collect::<Vec<_>>(),
         );
-        let shadow_disagrees =
-            judged
-                .iter()
-                .filter(|j| j.mode == Mode::Shadow)
-                .any(|j| match (&j.outcome, &result) {
-                    (Ok(shadow), Ok(enforced)) => (combine.differs)(shadow, enforced),
-                    (shadow, enforced) => {
-                        let shadow = decision::outcome_of(shadow).0;
-                        shadow == "error" || shadow != decision::outcome_of(enforced).0
-                    }
-                });
+        let disagrees = |j: &Judged<T>| match (&j.outcome, &result) {
+            (Ok(shadow), Ok(enforced)) => (combine.differs)(shadow, enforced),
+            (shadow, enforced) => {
+                let shadow = decision::outcome_of(shadow).0;
+                shadow == "error" || shadow != decision::outcome_of(enforced).0
+            }
+        };
+        // Each shadow entry says whether it disagreed with the result.
+        let entries: Vec<decision::Entry> = judged
+            .iter()
+            .map(|j| decision::Entry {
+                disagrees: (j.mode == Mode::Shadow).then(|| disagrees(j)),
+                ..j.entry()
+            })
+            .collect();
+        let shadow_disagrees = entries.iter().any(|e| e.disagrees == Some(true));
         if let Some(log) = self.log.get() {
             log.record(decision::Record::new(
                 hook,
@@ -573,7 +594,7 @@ impl Policies {
                 action,
                 &result,
                 shadow_disagrees,
-                judged.iter().map(Judged::entry).collect(),
+                entries,
             ));
         }
         result
@@ -673,11 +694,13 @@ impl<T> Judged<T> {
         let (outcome, reason) = decision::outcome_of(&self.outcome);
         decision::Entry {
             id: self.reference.id.clone(),
+            name: self.reference.name.clone(),
             version: self.reference.version,
             mode: self.mode.as_str(),
             outcome,
             reason,
             duration_us: self.duration_us,
+            disagrees: None,
         }
     }
 }
@@ -742,10 +765,10 @@ fn read_validation(policy: &PolicyRef, out: Value) -> Result<()> {
             Err(Error::Validation {
                 detail: format!("policy `{}` refused `{field}`: {reason}", policy.id),
                 errors: vec![FieldError::new(field, reason.clone())],
-                policy: Some(PolicyRef {
+                policy: Some(Box::new(PolicyRef {
                     reason,
                     ..policy.clone()
-                }),
+                })),
             })
         }
     }
@@ -882,6 +905,7 @@ fn evaluated(
     Evaluated {
         reference: PolicyRef {
             id: policy.id().to_string(),
+            name: policy.name().to_string(),
             version: policy.version(),
             reason: String::new(),
         },

@@ -17,6 +17,8 @@ pub struct PolicyRow {
     pub hook: String,
     pub active_version: Option<i64>,
     pub mode: Option<String>,
+    /// A second version evaluated in shadow beside the enforced one.
+    pub shadow_version: Option<i64>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
 }
@@ -35,6 +37,7 @@ pub struct VersionRow {
 #[derive(Debug, Clone)]
 pub struct ActiveRow {
     pub policy_id: String,
+    pub name: String,
     pub owner: String,
     pub hook: String,
     pub version: i64,
@@ -43,8 +46,7 @@ pub struct ActiveRow {
     pub source: String,
 }
 
-const SELECT: &str =
-    "SELECT id, owner, name, hook, active_version, mode, created_at, updated_at FROM policies";
+const SELECT: &str = "SELECT id, owner, name, hook, active_version, mode, shadow_version, created_at, updated_at FROM policies";
 
 fn policy(r: &AnyRow) -> Result<PolicyRow> {
     let get = || -> Result<PolicyRow, sqlx::Error> {
@@ -55,6 +57,7 @@ fn policy(r: &AnyRow) -> Result<PolicyRow> {
             hook: r.try_get("hook")?,
             active_version: r.try_get("active_version")?,
             mode: r.try_get("mode")?,
+            shadow_version: r.try_get("shadow_version")?,
             created_at_us: r.try_get("created_at")?,
             updated_at_us: r.try_get("updated_at")?,
         })
@@ -222,25 +225,84 @@ pub async fn has_version(c: &mut Conn, policy_id: &str, version: i64) -> Result<
     Ok(row.is_some())
 }
 
-/// Sets (or with `None`, clears) the active version and mode, and bumps the
-/// generation so every host reloads.
-pub async fn set_active(
+/// Stores which versions run (`active_version`, `mode`, `shadow_version`;
+/// see [`crate::policy::canary::Slots`]) and bumps the generation so every
+/// host reloads.
+pub async fn set_slots(
     c: &mut Conn,
     policy_id: &str,
-    active: Option<(i64, &str)>,
+    slots: crate::policy::canary::Slots,
     now_us: i64,
 ) -> Result<()> {
+    let (active, mode, shadow) = slots.columns();
     sqlx::query(
-        "UPDATE policies SET active_version = $2, mode = $3, updated_at = $4 WHERE id = $1",
+        "UPDATE policies SET active_version = $2, mode = $3, shadow_version = $4, updated_at = $5 WHERE id = $1",
     )
     .bind(policy_id)
-    .bind(active.map(|(v, _)| v))
-    .bind(active.map(|(_, m)| m))
+    .bind(active)
+    .bind(mode)
+    .bind(shadow)
     .bind(now_us)
     .execute(&mut *c)
     .await
     .map_err(db_error)?;
     bump_generation(c).await
+}
+
+/// The stored runtime and source (Rhai text, or the component in base64)
+/// of one version.
+pub async fn source(
+    c: &mut Conn,
+    policy_id: &str,
+    version: i64,
+) -> Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT runtime, source FROM policy_versions WHERE policy_id = $1 AND version = $2",
+    )
+    .bind(policy_id)
+    .bind(version)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
+    row.map(|r| Ok((r.try_get("runtime")?, r.try_get("source")?)))
+        .transpose()
+        .map_err(db_error)
+}
+
+/// Deletes a policy of `owner` and its versions if no version of it runs.
+/// The conditional UPDATE comes first so that it holds the row (PostgreSQL)
+/// against an activation racing this deletion. Returns whether it deleted.
+pub async fn delete_inactive(
+    c: &mut Conn,
+    owner: &str,
+    policy_id: &str,
+    now_us: i64,
+) -> Result<bool> {
+    let held = sqlx::query(
+        "UPDATE policies SET updated_at = $3
+          WHERE id = $1 AND owner = $2 AND active_version IS NULL AND shadow_version IS NULL",
+    )
+    .bind(policy_id)
+    .bind(owner)
+    .bind(now_us)
+    .execute(&mut *c)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    if held == 0 {
+        return Ok(false);
+    }
+    for sql in [
+        "DELETE FROM policy_versions WHERE policy_id = $1",
+        "DELETE FROM policies WHERE id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(policy_id)
+            .execute(&mut *c)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(true)
 }
 
 /// Locks the owner's row until the transaction ends (a tree: its parent's
@@ -274,14 +336,21 @@ pub async fn generation(c: &mut Conn) -> Result<i64> {
         .map_err(db_error)
 }
 
-/// Every active version, platform and trees, with its source.
+/// Every active version, platform and trees, with its source: the version
+/// in `active_version` in its `mode`, and a `shadow_version` in shadow.
 pub async fn active(c: &mut Conn) -> Result<Vec<ActiveRow>> {
     let rows = sqlx::query(
-        "SELECT p.id, p.owner, p.hook, p.active_version, p.mode, v.runtime, v.source
+        "SELECT p.id AS id, p.name AS name, p.owner AS owner, p.hook AS hook, v.version AS version,
+                p.mode AS mode, v.runtime AS runtime, v.source AS source, p.created_at AS created_at
            FROM policies p
            JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.active_version
           WHERE p.active_version IS NOT NULL
-          ORDER BY p.created_at, p.id",
+         UNION ALL
+         SELECT p.id, p.name, p.owner, p.hook, v.version, 'shadow', v.runtime, v.source, p.created_at
+           FROM policies p
+           JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.shadow_version
+          WHERE p.shadow_version IS NOT NULL
+          ORDER BY created_at, id, mode",
     )
     .fetch_all(&mut *c)
     .await
@@ -290,9 +359,10 @@ pub async fn active(c: &mut Conn) -> Result<Vec<ActiveRow>> {
         .map(|r| {
             Ok(ActiveRow {
                 policy_id: r.try_get("id")?,
+                name: r.try_get("name")?,
                 owner: r.try_get("owner")?,
                 hook: r.try_get("hook")?,
-                version: r.try_get("active_version")?,
+                version: r.try_get("version")?,
                 mode: r.try_get("mode")?,
                 runtime: r.try_get("runtime")?,
                 source: r.try_get("source")?,

@@ -18,6 +18,7 @@ mod merges;
 mod openapi;
 mod operations;
 mod policies;
+mod policy_canary;
 mod policy_lifecycle;
 mod policy_tools;
 mod processes;
