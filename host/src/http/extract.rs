@@ -321,8 +321,8 @@ fn what_to_send(expected: &str) -> String {
     }
 }
 
-/// `?limit=&cursor=` for lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// `?limit=&cursor=&created_after=&created_before=` for lists, newest first.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Pagination {
@@ -330,6 +330,10 @@ pub struct Pagination {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Pagination {
@@ -341,20 +345,35 @@ impl Pagination {
                 format!("must be between 1 and {PAGE_LIMIT_MAX}"),
             ));
         }
+        if let (Some(a), Some(b)) = (self.created_after, self.created_before)
+            && a >= b
+        {
+            return Err(Error::invalid(
+                "created_after",
+                "must be earlier than `created_before`",
+            ));
+        }
+        let bad_cursor = || {
+            Error::invalid(
+                "cursor",
+                "is not a cursor this server gave; pass `next_cursor` as it came",
+            )
+        };
         let after = match &self.cursor {
             None => String::new(),
             Some(c) => base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "cursor",
-                        "is not a cursor this server gave; pass `next_cursor` as it came",
-                    )
-                })?,
+                .ok_or_else(bad_cursor)?,
         };
-        Ok(Page { after, limit })
+        Page::newest_first(
+            after,
+            limit,
+            self.created_after.map(|t| t.timestamp_micros()),
+            self.created_before.map(|t| t.timestamp_micros()),
+        )
+        .ok_or_else(bad_cursor)
     }
 }
 

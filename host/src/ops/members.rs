@@ -106,10 +106,10 @@ impl Canopy {
         self.authorize(&actor, "member.list", &[]).await?;
         self.view(&actor, "member.list", "members").await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::credentials::list_members(&mut c, account_id, &page.after, page.fetch_limit())
-                .await?;
-        Ok(Paged::from_fetch(rows, page, |m| m.user.id.clone()))
+        let rows = store::credentials::list_members(&mut c, account_id, page).await?;
+        Ok(Paged::from_fetch(rows, page, |m| {
+            super::keyset_cursor(m.joined_at, &m.user.id)
+        }))
     }
 
     pub async fn invite_member(
@@ -521,10 +521,10 @@ impl Canopy {
         self.authorize(&actor, "apikey.list", &[]).await?;
         self.view(&actor, "apikey.list", "api_keys").await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::credentials::list_api_keys(&mut c, account_id, &page.after, page.fetch_limit())
-                .await?;
-        Ok(Paged::from_fetch(rows, page, |k| k.id.clone()))
+        let rows = store::credentials::list_api_keys(&mut c, account_id, page).await?;
+        Ok(Paged::from_fetch(rows, page, |k| {
+            super::keyset_cursor(k.created_at, &k.id)
+        }))
     }
 
     pub async fn revoke_api_key(

@@ -124,11 +124,75 @@ pub struct Canopy {
     pub(crate) logins: login::LoginLimiter,
 }
 
-/// A page request: at most `limit` items after the opaque `cursor`.
-#[derive(Debug, Clone, Default)]
+/// A page request: at most `limit` items after the opaque cursor.
+///
+/// Lists are newest first: a page holds rows older than the cursor's
+/// `(created_at, id)` key (`before_us`, `before_id`) and, when the caller
+/// asked, created strictly after `after_us` (`store::listing`).
+#[derive(Debug, Clone)]
 pub struct Page {
+    /// The decoded cursor as it came, for the few lists keyed otherwise
+    /// (per-sub-account reports, offers).
     pub after: String,
     pub limit: i64,
+    pub before_us: i64,
+    pub before_id: String,
+    pub after_us: i64,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page {
+            after: String::new(),
+            limit: PAGE_LIMIT_DEFAULT,
+            before_us: i64::MAX,
+            before_id: String::new(),
+            after_us: i64::MIN,
+        }
+    }
+}
+
+/// The cursor of a newest-first list: the last row's creation time and id.
+pub fn keyset_cursor(created_at: chrono::DateTime<chrono::Utc>, id: &str) -> String {
+    format!("{}:{id}", created_at.timestamp_micros())
+}
+
+impl Page {
+    /// A page of `limit` rows after `cursor` (as [`keyset_cursor`] wrote
+    /// it), created strictly inside `(created_after, created_before)`.
+    /// `None` when the cursor is not one this server gives.
+    pub fn newest_first(
+        cursor: String,
+        limit: i64,
+        created_after_us: Option<i64>,
+        created_before_us: Option<i64>,
+    ) -> Option<Page> {
+        let mut page = Page {
+            limit,
+            after_us: created_after_us.unwrap_or(i64::MIN),
+            ..Page::default()
+        };
+        if !cursor.is_empty() {
+            // Keyset lists give `micros:id`; the others give their own key.
+            if let Some((us, id)) = cursor.split_once(':')
+                && let Ok(us) = us.parse::<i64>()
+            {
+                page.before_us = us;
+                page.before_id = id.to_string();
+            } else if cursor.contains(':') {
+                return None;
+            }
+        }
+        if let Some(before) = created_before_us
+            && before <= page.before_us
+        {
+            // `created_at < before` then bounds the page on its own.
+            page.before_us = before;
+            page.before_id = String::new();
+        }
+        page.after = cursor;
+        Some(page)
+    }
 }
 
 /// Largest page (API.md).

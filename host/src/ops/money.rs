@@ -357,10 +357,9 @@ impl Canopy {
             return Err(denied_money("transactions", &view));
         }
         let mut c = self.store.reader().await?;
-        let rows =
-            store::ledger::statement(&mut c, account_id, &page.after, page.fetch_limit()).await?;
+        let rows = store::ledger::statement(&mut c, account_id, page).await?;
         Ok((
-            Paged::from_fetch(rows, page, |t| t.id.clone()),
+            Paged::from_fetch(rows, page, |t| super::keyset_cursor(t.created_at, &t.id)),
             actor.target.id,
         ))
     }
@@ -417,6 +416,46 @@ fn denied_money(what: &str, view: &crate::policy::View) -> Error {
         policy.id
     );
     Error::PolicyDenied(policy)
+}
+
+/// Which way a statement row moved money from `account_id`'s side: `out`
+/// when its own ledger account was debited, or when the transfer was only
+/// made for it (usage of a shared-usage sub-account, charged to its
+/// parent); `in` when its own ledger account was credited. Checked in the
+/// same order as [`statement_balance`], so the two always agree.
+pub fn statement_direction(s: &Statement, account_id: &str) -> Direction {
+    if s.debit_owner.as_deref() == Some(account_id) {
+        Direction::Out
+    } else if s.credit_owner.as_deref() == Some(account_id) {
+        Direction::In
+    } else {
+        Direction::Out
+    }
+}
+
+/// Money into or out of the viewer's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    /// A transfer's (positive) `amount` as API text with the sign this
+    /// direction gives it (`out` negative).
+    pub fn signed(self, amount: Amount) -> String {
+        match self {
+            Direction::In => amount.to_api_string(),
+            Direction::Out => format!("-{}", amount.to_api_string()),
+        }
+    }
 }
 
 /// The view a statement row is shown with: whose balance it reports.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Canopy, Page, Paged, access::require_not_deleted};
+use super::{Canopy, Page, Paged, access::require_not_deleted, keyset_cursor};
 use crate::domain::account::{CHANNELS_MAX, SHORT_TEXT_LEN_MAX};
 use crate::domain::names::visible_text;
 use crate::domain::{
@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
-use crate::store::accounts::{NewAccount, Value, json_text, micros, prices_text};
+use crate::store::accounts::{NewAccount, SubaccountFilter, Value, json_text, micros, prices_text};
 use crate::store::credentials::{ApiKey, Invitation, User};
 use crate::store::{self, Conn};
 use crate::{Error, Result};
@@ -391,8 +391,11 @@ impl Canopy {
         self.authorize_operator("parent.list", None).await?;
         let view = self.view_operator("parent.list", "accounts", None).await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_parents(&mut c, &page.after, page.fetch_limit()).await?;
-        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+        let rows = store::accounts::list_parents(&mut c, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
+            view,
+        ))
     }
 
     /// What the operator may see of a parent (the `visibility` hook).
@@ -418,7 +421,7 @@ impl Canopy {
     pub async fn list_parent_subaccounts(
         &self,
         id: &str,
-        status: Option<Status>,
+        filter: &SubaccountFilter,
         page: &Page,
     ) -> Result<(Paged<Account>, View)> {
         let parent = self.get_parent(id).await?;
@@ -426,15 +429,11 @@ impl Canopy {
             .view_operator("parent.subaccounts", "subaccounts", Some(&parent))
             .await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_subaccounts(
-            &mut c,
-            &parent.id,
-            status,
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+        let rows = store::accounts::list_subaccounts(&mut c, &parent.id, filter, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
+            view,
+        ))
     }
 
     /// The operator's changes to a parent; prices, currency and region apply

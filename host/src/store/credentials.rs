@@ -3,10 +3,13 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::listing;
 use super::{Conn, db_error, unique_violation};
 use crate::clock::from_us;
 use crate::domain::Role;
+use crate::ops::Page;
 use crate::{Error, Result};
+use sqlx::AssertSqlSafe;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -266,23 +269,19 @@ pub async fn count_admins(c: &mut Conn, account_id: &str) -> Result<i64> {
         .map_err(db_error)
 }
 
-pub async fn list_members(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<Member>> {
-    let rows = sqlx::query(
+/// One page of an account's members, the newest membership first.
+pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Member>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
         "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
          JOIN users u ON u.id = m.user_id
-         WHERE m.account_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+         WHERE m.account_id = $1{}",
+        listing::newest_first_by("m.created_at", "u.id", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .map(|row| {
             let role: String = row.try_get("role").map_err(db_error)?;
@@ -386,22 +385,18 @@ fn key_from(row: &AnyRow) -> Result<ApiKey> {
     })
 }
 
-pub async fn list_api_keys(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<ApiKey>> {
-    let rows = sqlx::query(
+/// One page of an account's API keys, newest first.
+pub async fn list_api_keys(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<ApiKey>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
         "SELECT id, user_id, account_id, name, created_at, revoked_at FROM api_keys
-         WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+         WHERE account_id = $1{}",
+        listing::newest_first("", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(key_from).collect()
 }
 

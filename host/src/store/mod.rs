@@ -22,6 +22,7 @@ pub mod events;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
+pub mod listing;
 pub mod merges;
 pub mod messages;
 pub mod notifications;
