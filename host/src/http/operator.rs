@@ -41,6 +41,30 @@ pub struct CreatedParentView {
     pub api_key: SecretKeyView,
     /// Lets the admin set a password for sessions.
     pub invitation: InvitationView,
+    /// What the parent still lacks to work (e.g. no `prices`: every charged
+    /// message would be refused until the operator sets them); absent when
+    /// nothing is missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ParentWarning>,
+}
+
+/// Something a new parent lacks, with a stable `code`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ParentWarning {
+    #[schema(example = "no_prices")]
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn parent_warnings(account: &crate::domain::Account) -> Vec<ParentWarning> {
+    let mut warnings = Vec::new();
+    if account.prices.is_empty() {
+        warnings.push(ParentWarning {
+            code: "no_prices",
+            message: "the parent has no prices, so sending a message is refused until the operator sets them (`PATCH /v1/operator/accounts/{id}` with `prices`)".into(),
+        });
+    }
+    warnings
 }
 
 /// Create a parent account and its first admin.
@@ -60,6 +84,7 @@ async fn create_parent(
             admin: (&created.admin).into(),
             api_key: created.api_key.into(),
             invitation: created.invitation.into(),
+            warnings: parent_warnings(&created.account),
         }),
     ))
 }

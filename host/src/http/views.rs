@@ -51,6 +51,9 @@ pub struct AccountView {
     pub subaccount_module: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_usage_limit_enabled: Option<bool>,
+    /// Parents: whether their admin may top them up (`POST .../topups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_topups_enabled: Option<bool>,
     /// Sub-accounts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credit_mode: Option<&'static str>,
@@ -114,6 +117,7 @@ impl AccountView {
                 None
             },
             monthly_usage_limit_enabled: parent.then_some(a.tree.monthly_usage_limit_enabled),
+            self_topups_enabled: parent.then_some(a.tree.self_topups_enabled),
             credit_mode: a.credit_mode.map(|c| c.as_str()),
             monthly_usage_limit: a
                 .monthly_usage_limit

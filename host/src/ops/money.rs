@@ -104,6 +104,11 @@ impl Canopy {
                 "sub-accounts are never recharged; their parent allocates budget to them".into(),
             ));
         }
+        if !actor.target.tree.self_topups_enabled {
+            return Err(Error::FeatureNotEnabled(
+                "self top-up is off for this parent: Canopy takes no payment, so the operator enables it (`self_topups_enabled`) only behind the platform's own payment flow; ask the operator for a top-up".into(),
+            ));
+        }
         self.authorize(&actor, "topup.create", &["amount"]).await?;
         self.topup(&actor.target, req.amount).await
     }

@@ -83,6 +83,9 @@ pub struct ParentChanges {
     #[schema(example = "enterprise")]
     pub subaccount_module: Option<String>,
     pub monthly_usage_limit_enabled: Option<bool>,
+    /// Lets the parent's admin top up the parent (prepaid only; default
+    /// false: Canopy takes no payment).
+    pub self_topups_enabled: Option<bool>,
     #[schema(value_type = Option<String>)]
     pub monthly_credit_limit: Option<MoneyText>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
@@ -466,6 +469,9 @@ impl Canopy {
                 "monthly_usage_limit_enabled",
                 Value::Int(Some(enabled as i64)),
             ));
+        }
+        if let Some(enabled) = req.self_topups_enabled {
+            changes.push(("self_topups_enabled", Value::Int(Some(enabled as i64))));
         }
         if let Some(limit) = &req.monthly_credit_limit {
             if parent.billing_type != Some(BillingType::Postpaid) {

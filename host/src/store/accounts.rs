@@ -27,7 +27,8 @@ const SELECT: &str = "SELECT a.id, a.kind, a.parent_id, a.name, a.email, a.exter
     COALESCE(p.prices, a.prices) AS prices,
     COALESCE(p.subaccounts_enabled, a.subaccounts_enabled) AS subaccounts_enabled,
     COALESCE(p.subaccount_module, a.subaccount_module) AS subaccount_module,
-    COALESCE(p.monthly_usage_limit_enabled, a.monthly_usage_limit_enabled) AS monthly_usage_limit_enabled
+    COALESCE(p.monthly_usage_limit_enabled, a.monthly_usage_limit_enabled) AS monthly_usage_limit_enabled,
+    COALESCE(p.self_topups_enabled, a.self_topups_enabled) AS self_topups_enabled
     FROM accounts a LEFT JOIN accounts p ON p.id = a.parent_id";
 
 /// Everything needed to insert one account.
@@ -424,6 +425,7 @@ fn from_row(row: &AnyRow) -> Result<Account> {
                 .as_deref()
                 .and_then(Module::parse),
             monthly_usage_limit_enabled: int("monthly_usage_limit_enabled")?.unwrap_or(0) != 0,
+            self_topups_enabled: int("self_topups_enabled")?.unwrap_or(0) != 0,
         },
         billing_type: text("billing_type")?
             .as_deref()
