@@ -8,3 +8,11 @@ ALTER TABLE accounts ADD COLUMN self_topups_enabled BIGINT NOT NULL DEFAULT 0 CH
 CREATE INDEX transfers_by_subject_created ON transfers (subject_id, created_at, id);
 CREATE INDEX messages_by_account_created ON messages (account_id, created_at, id);
 CREATE INDEX accounts_by_parent_created ON accounts (parent_id, created_at, id);
+
+-- API keys may expire; `last_used_at` is kept to the minute (one write per
+-- key and minute at most, never one per request).
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+
+-- A user's sessions, listed newest first.
+CREATE INDEX sessions_by_user ON sessions (user_id, created_at, id);

@@ -49,7 +49,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Caller {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, Error> {
+pub fn bearer(parts: &Parts) -> Result<&str, Error> {
     let missing = || {
         Error::Unauthenticated(
             "send `Authorization: Bearer <token>` with an API key, session or operator token"

@@ -20,6 +20,7 @@ mod params;
 mod platform_settings;
 mod policies;
 mod resources;
+mod sessions;
 mod system;
 mod views;
 mod webhooks;
@@ -91,6 +92,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::router())
         .merge(webhooks::router())
         .merge(system::router())
+        .merge(sessions::router())
         .split_for_parts()
 }
 

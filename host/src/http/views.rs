@@ -242,6 +242,13 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key stops working; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The last use, to the minute (noted at most once a minute per key);
+    /// absent: never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -252,6 +259,8 @@ impl From<&ApiKey> for ApiKeyView {
             user_id: k.user_id.clone(),
             created_at: k.created_at,
             revoked_at: k.revoked_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
         }
     }
 }

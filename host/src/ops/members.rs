@@ -52,6 +52,8 @@ pub struct Credentials {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     pub name: String,
+    /// When the key stops working (RFC 3339, in the future); default never.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -490,6 +492,7 @@ impl Canopy {
             ));
         }
         let name = short_text("name", &req.name)?;
+        let expires_at_us = self.key_expiry(req.expires_at)?;
         let mut tx = self.store.begin().await?;
         // The count below holds until commit: parallel creations wait here.
         store::accounts::lock(&mut tx, account_id).await?;
@@ -507,6 +510,9 @@ impl Canopy {
                 self.clock.now_us(),
             )
             .await?;
+        if expires_at_us.is_some() {
+            store::sessions::set_key_expiry(&mut tx, &key.id, expires_at_us).await?;
+        }
         tx.commit().await.map_err(store::db_error)?;
         Ok(key)
     }

@@ -28,6 +28,7 @@ pub mod platform_settings;
 pub mod policies;
 pub mod resources;
 pub mod retention;
+pub mod sessions;
 pub mod status;
 pub mod subaccounts;
 pub mod webhooks;

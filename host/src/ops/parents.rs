@@ -350,6 +350,8 @@ impl Canopy {
             name: name.to_string(),
             created_at: crate::clock::from_us(now_us),
             revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
         };
         store::credentials::insert_api_key(c, &key, &sha256_hex(secret.as_bytes())).await?;
         Ok(IssuedKey { id: key.id, secret })

@@ -51,6 +51,10 @@ pub struct ApiKey {
     pub name: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the key stops working (`None`: never).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// To the minute: uses are noted at most once a minute per key.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a bearer token resolves to.
@@ -63,6 +67,8 @@ pub enum TokenOwner {
         account_id: String,
         /// The user's role there; `None` once the membership is gone.
         role: Option<Role>,
+        /// When a use of the key was last noted.
+        last_used_us: Option<i64>,
     },
     /// A session: acts as its user in any account the user belongs to.
     Session { user_id: String },
@@ -382,14 +388,22 @@ fn key_from(row: &AnyRow) -> Result<ApiKey> {
             .try_get::<Option<i64>, _>("revoked_at")
             .map_err(db_error)?
             .map(from_us),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")
+            .map_err(db_error)?
+            .map(from_us),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")
+            .map_err(db_error)?
+            .map(from_us),
     })
 }
 
 /// One page of an account's API keys, newest first.
 pub async fn list_api_keys(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<ApiKey>> {
     let q = sqlx::query(AssertSqlSafe(format!(
-        "SELECT id, user_id, account_id, name, created_at, revoked_at FROM api_keys
-         WHERE account_id = $1{}",
+        "SELECT id, user_id, account_id, name, created_at, revoked_at, expires_at, last_used_at
+         FROM api_keys WHERE account_id = $1{}",
         listing::newest_first("", 2)
     )))
     .bind(account_id);
@@ -455,11 +469,13 @@ pub async fn token_owner(
     now_us: i64,
 ) -> Result<Option<TokenOwner>> {
     let key = sqlx::query(
-        "SELECT k.id, k.user_id, k.account_id, m.role FROM api_keys k
+        "SELECT k.id, k.user_id, k.account_id, k.last_used_at, m.role FROM api_keys k
          LEFT JOIN memberships m ON m.user_id = k.user_id AND m.account_id = k.account_id
-         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
+         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL
+           AND (k.expires_at IS NULL OR k.expires_at > $2)",
     )
     .bind(token_hash)
+    .bind(now_us)
     .fetch_optional(&mut *c)
     .await
     .map_err(db_error)?;
@@ -470,6 +486,7 @@ pub async fn token_owner(
             user_id: row.try_get("user_id").map_err(db_error)?,
             account_id: row.try_get("account_id").map_err(db_error)?,
             role: role.as_deref().and_then(Role::parse),
+            last_used_us: row.try_get("last_used_at").map_err(db_error)?,
         }));
     }
     let session =

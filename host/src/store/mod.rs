@@ -32,6 +32,7 @@ pub mod policies;
 pub mod resource_status;
 pub mod resources;
 pub mod retention;
+pub mod sessions;
 pub mod settings;
 pub mod webhooks;
 
