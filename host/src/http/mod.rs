@@ -12,6 +12,7 @@ mod extract;
 mod idempotency;
 mod identity;
 mod members;
+mod membership;
 mod merges;
 mod money;
 mod operations;
@@ -93,6 +94,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(webhooks::router())
         .merge(system::router())
         .merge(sessions::router())
+        .merge(membership::router())
         .split_for_parts()
 }
 

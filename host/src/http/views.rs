@@ -220,6 +220,9 @@ impl From<IssuedKey> for SecretKeyView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
+    /// Resend (`POST .../invitations/{id}/resend`) or revoke (`DELETE
+    /// .../invitations/{id}`) it by this id.
+    pub id: String,
     /// Deliver it to the invitee; it works once.
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -228,6 +231,7 @@ pub struct InvitationView {
 impl From<IssuedInvitation> for InvitationView {
     fn from(i: IssuedInvitation) -> InvitationView {
         InvitationView {
+            id: i.id,
             token: i.token,
             expires_at: i.expires_at,
         }

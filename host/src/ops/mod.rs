@@ -18,6 +18,7 @@ pub mod identity;
 mod locks;
 pub mod login;
 pub mod members;
+pub mod membership;
 pub mod merges;
 pub mod messages;
 pub mod money;

@@ -72,6 +72,8 @@ pub struct IssuedKey {
 
 #[derive(Debug, Clone)]
 pub struct IssuedInvitation {
+    /// The invitation's id (`inv_...`): resend or revoke it by this.
+    pub id: String,
     pub token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
@@ -387,6 +389,7 @@ impl Canopy {
         )
         .await?;
         Ok(IssuedInvitation {
+            id: invitation.id.clone(),
             token,
             expires_at: crate::clock::from_us(invitation.expires_at_us),
         })

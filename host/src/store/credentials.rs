@@ -278,9 +278,7 @@ pub async fn count_admins(c: &mut Conn, account_id: &str) -> Result<i64> {
 /// One page of an account's members, the newest membership first.
 pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Member>> {
     let q = sqlx::query(AssertSqlSafe(format!(
-        "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
-         JOIN users u ON u.id = m.user_id
-         WHERE m.account_id = $1{}",
+        "{MEMBER_SELECT} WHERE m.account_id = $1{}",
         listing::newest_first_by("m.created_at", "u.id", 2)
     )))
     .bind(account_id);
@@ -288,17 +286,32 @@ pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result
         .fetch_all(&mut *c)
         .await
         .map_err(db_error)?;
-    rows.iter()
-        .map(|row| {
-            let role: String = row.try_get("role").map_err(db_error)?;
-            Ok(Member {
-                user: user_from(row)?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| Error::internal("stored role is malformed"))?,
-                joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
-            })
-        })
-        .collect()
+    rows.iter().map(member_from).collect()
+}
+
+const MEMBER_SELECT: &str = "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
+         JOIN users u ON u.id = m.user_id";
+
+/// One member of an account.
+pub async fn member(c: &mut Conn, account_id: &str, user_id: &str) -> Result<Option<Member>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{MEMBER_SELECT} WHERE m.account_id = $1 AND m.user_id = $2"
+    )))
+    .bind(account_id)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_error)?;
+    row.as_ref().map(member_from).transpose()
+}
+
+fn member_from(row: &AnyRow) -> Result<Member> {
+    let role: String = row.try_get("role").map_err(db_error)?;
+    Ok(Member {
+        user: user_from(row)?,
+        role: Role::parse(&role).ok_or_else(|| Error::internal("stored role is malformed"))?,
+        joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
+    })
 }
 
 pub async fn insert_invitation(

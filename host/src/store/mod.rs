@@ -23,6 +23,7 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
 pub mod listing;
+pub mod membership;
 pub mod merges;
 pub mod messages;
 pub mod notifications;
