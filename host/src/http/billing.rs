@@ -428,7 +428,7 @@ fn invoice_csv(b: &Bill) -> String {
 /// A text cell: quoted, quotes doubled, and a leading `=`, `+`, `-`, `@`
 /// or control character defused with `'` so no spreadsheet runs it as a
 /// formula.
-fn csv_text(s: &str) -> String {
+pub(crate) fn csv_text(s: &str) -> String {
     let risky = s
         .chars()
         .next()

@@ -8,6 +8,7 @@ mod billing;
 mod campaigns;
 mod conversations;
 mod error;
+mod exports;
 mod extract;
 mod idempotency;
 mod identity;
@@ -95,6 +96,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(system::router())
         .merge(sessions::router())
         .merge(membership::router())
+        .merge(exports::router())
         .split_for_parts()
 }
 

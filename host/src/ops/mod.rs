@@ -13,6 +13,7 @@ pub mod analytics;
 pub mod billing;
 pub mod campaigns;
 pub mod conversations;
+pub mod exports;
 pub mod idempotency;
 pub mod identity;
 mod locks;
