@@ -225,3 +225,36 @@ impl<T> Paged<T> {
         Paged { items, next_after }
     }
 }
+
+#[cfg(test)]
+mod page_tests {
+    use super::Page;
+
+    #[test]
+    fn a_cursor_and_a_window_make_one_newest_first_bound() {
+        let first = Page::newest_first(String::new(), 10, None, None).unwrap();
+        assert_eq!((first.before_us, first.after_us), (i64::MAX, i64::MIN));
+        let next = Page::newest_first("1500:acct_b".into(), 10, Some(100), None).unwrap();
+        assert_eq!(
+            (next.before_us, next.before_id.as_str(), next.after_us),
+            (1500, "acct_b", 100)
+        );
+        // `created_before` below the cursor bounds the page on its own ...
+        let tighter = Page::newest_first("1500:acct_b".into(), 10, None, Some(900)).unwrap();
+        assert_eq!((tighter.before_us, tighter.before_id.as_str()), (900, ""));
+        // ... and above it, the cursor does.
+        let looser = Page::newest_first("1500:acct_b".into(), 10, None, Some(2000)).unwrap();
+        assert_eq!(
+            (looser.before_us, looser.before_id.as_str()),
+            (1500, "acct_b")
+        );
+        // Lists keyed otherwise keep their own cursor; a broken keyset one is refused.
+        assert_eq!(
+            Page::newest_first("2026-10".into(), 10, None, None)
+                .unwrap()
+                .after,
+            "2026-10"
+        );
+        assert!(Page::newest_first("x:acct_b".into(), 10, None, None).is_none());
+    }
+}
