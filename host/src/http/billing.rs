@@ -75,7 +75,7 @@ async fn create_offer(
     Ok((StatusCode::CREATED, Json((&offer).into())))
 }
 
-/// Offers, oldest first.
+/// Offers, newest first.
 #[utoipa::path(get, path = "/v1/operator/offers", tag = "billing", params(Pagination),
     responses((status = 200, body = List<OfferView>), (status = "4XX", body = Problem)))]
 async fn list_offers(

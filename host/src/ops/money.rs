@@ -346,7 +346,7 @@ impl Canopy {
         Ok(b)
     }
 
-    /// Transfers touching the account, oldest first.
+    /// Transfers touching the account, newest first.
     pub async fn transactions(
         &self,
         principal: &Principal,

@@ -203,7 +203,7 @@ impl Canopy {
         Ok(())
     }
 
-    /// A webhook's delivery log, oldest first.
+    /// A webhook's delivery log, newest first.
     pub async fn list_deliveries(
         &self,
         principal: &Principal,
