@@ -496,7 +496,9 @@ impl Canopy {
         let mut tx = self.store.begin().await?;
         // The count below holds until commit: parallel creations wait here.
         store::accounts::lock(&mut tx, account_id).await?;
-        if store::credentials::count_live_api_keys(&mut tx, account_id).await? >= API_KEYS_MAX {
+        if store::credentials::count_live_api_keys(&mut tx, account_id, self.clock.now_us()).await?
+            >= API_KEYS_MAX
+        {
             return Err(Error::Conflict(format!(
                 "this account already has {API_KEYS_MAX} live API keys; revoke unused ones first"
             )));

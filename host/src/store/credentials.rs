@@ -427,14 +427,18 @@ pub async fn list_api_keys(c: &mut Conn, account_id: &str, page: &Page) -> Resul
     rows.iter().map(key_from).collect()
 }
 
-/// Keys of the account that are not revoked.
-pub async fn count_live_api_keys(c: &mut Conn, account_id: &str) -> Result<i64> {
-    sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL")
-        .bind(account_id)
-        .fetch_one(&mut *c)
-        .await
-        .and_then(|r| r.try_get::<i64, _>("n"))
-        .map_err(db_error)
+/// Keys of the account that still work: not revoked, not expired.
+pub async fn count_live_api_keys(c: &mut Conn, account_id: &str, now_us: i64) -> Result<i64> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(account_id)
+    .bind(now_us)
+    .fetch_one(&mut *c)
+    .await
+    .and_then(|r| r.try_get::<i64, _>("n"))
+    .map_err(db_error)
 }
 
 pub async fn revoke_api_key(
