@@ -71,6 +71,9 @@ pub struct TreeSettings {
     pub subaccounts_enabled: bool,
     pub module: Option<Module>,
     pub monthly_usage_limit_enabled: bool,
+    /// The parent's admin may top up the parent itself (Canopy takes no
+    /// payment, so a platform enables this behind its own payment flow).
+    pub self_topups_enabled: bool,
 }
 
 impl Account {
@@ -185,6 +188,7 @@ pub mod tests_support {
                 subaccounts_enabled: true,
                 module: Some(Module::Enterprise),
                 monthly_usage_limit_enabled: false,
+                self_topups_enabled: false,
             },
             billing_type: None,
             monthly_credit_limit: None,

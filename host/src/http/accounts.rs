@@ -94,8 +94,8 @@ async fn list_subaccounts(
     Path(id): Path<String>,
     Query(f): Query<StatusFilter>,
 ) -> Result<Json<List<AccountView>>> {
-    let (status, page) = f.parts()?;
-    let (page, view) = s.canopy.list_subaccounts(&p, &id, status, &page).await?;
+    let (filter, page) = f.parts()?;
+    let (page, view) = s.canopy.list_subaccounts(&p, &id, &filter, &page).await?;
     let ids: Vec<String> = page.items.iter().map(|a| a.id.clone()).collect();
     let counts = s.canopy.resource_counts(&ids).await?;
     let data = page

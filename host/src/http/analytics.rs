@@ -113,6 +113,7 @@ async fn analytics(
                 .unwrap_or(crate::ops::analytics::BY_SUBACCOUNT_PAGE_DEFAULT),
         ),
         cursor: q.cursor,
+        ..Pagination::default()
     }
     .page()?;
     let report: Report = s

@@ -75,7 +75,7 @@ async fn create_offer(
     Ok((StatusCode::CREATED, Json((&offer).into())))
 }
 
-/// Offers, oldest first.
+/// Offers, newest first.
 #[utoipa::path(get, path = "/v1/operator/offers", tag = "billing", params(Pagination),
     responses((status = 200, body = List<OfferView>), (status = "4XX", body = Problem)))]
 async fn list_offers(
@@ -428,7 +428,7 @@ fn invoice_csv(b: &Bill) -> String {
 /// A text cell: quoted, quotes doubled, and a leading `=`, `+`, `-`, `@`
 /// or control character defused with `'` so no spreadsheet runs it as a
 /// formula.
-fn csv_text(s: &str) -> String {
+pub(crate) fn csv_text(s: &str) -> String {
     let risky = s
         .chars()
         .next()

@@ -74,9 +74,13 @@ pub struct ConversationQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The account's conversations, oldest first (basic users: those whose last outbound message is theirs).
+/// The account's conversations, newest first (basic users: those whose last outbound message is theirs).
 #[utoipa::path(get, path = "/v1/accounts/{id}/conversations", tag = "messages", params(ConversationQuery),
     responses((status = 200, body = List<ConversationView>), (status = "4XX", body = Problem)))]
 async fn list_conversations(
@@ -88,6 +92,8 @@ async fn list_conversations(
     let page = Pagination {
         limit: q.limit,
         cursor: q.cursor,
+        created_after: q.created_after,
+        created_before: q.created_before,
     }
     .page()?;
     let (page, _view) = s

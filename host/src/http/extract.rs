@@ -49,7 +49,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Caller {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, Error> {
+pub fn bearer(parts: &Parts) -> Result<&str, Error> {
     let missing = || {
         Error::Unauthenticated(
             "send `Authorization: Bearer <token>` with an API key, session or operator token"
@@ -339,8 +339,8 @@ fn what_to_send(expected: &str) -> String {
     }
 }
 
-/// `?limit=&cursor=` for lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// `?limit=&cursor=&created_after=&created_before=` for lists, newest first.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Pagination {
@@ -348,6 +348,10 @@ pub struct Pagination {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Pagination {
@@ -359,6 +363,20 @@ impl Pagination {
                 format!("must be between 1 and {PAGE_LIMIT_MAX}"),
             ));
         }
+        if let (Some(a), Some(b)) = (self.created_after, self.created_before)
+            && a >= b
+        {
+            return Err(Error::invalid(
+                "created_after",
+                "must be earlier than `created_before`",
+            ));
+        }
+        let bad_cursor = || {
+            Error::invalid(
+                "cursor",
+                "is not a cursor this server gave; pass `next_cursor` as it came",
+            )
+        };
         let after = match &self.cursor {
             None => String::new(),
             // Any base64url text is a position (one the server did not give
@@ -367,14 +385,15 @@ impl Pagination {
                 .decode(c)
                 .ok()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "cursor",
-                        "is not a cursor this server gave; pass `next_cursor` as it came",
-                    )
-                })?,
+                .ok_or_else(bad_cursor)?,
         };
-        Ok(Page { after, limit })
+        Page::newest_first(
+            after,
+            limit,
+            self.created_after.map(|t| t.timestamp_micros()),
+            self.created_before.map(|t| t.timestamp_micros()),
+        )
+        .ok_or_else(bad_cursor)
     }
 }
 

@@ -72,7 +72,7 @@ async fn request_merge(
     Ok((StatusCode::CREATED, Json(merge.into())))
 }
 
-/// A parent's merges, oldest first.
+/// A parent's merges, newest first.
 #[utoipa::path(get, path = "/v1/accounts/{id}/merges", tag = "merges", params(Pagination),
     responses((status = 200, body = List<MergeView>), (status = "4XX", body = Problem)))]
 async fn list_merges(

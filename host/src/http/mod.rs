@@ -8,10 +8,12 @@ mod billing;
 mod campaigns;
 mod conversations;
 mod error;
+mod exports;
 mod extract;
 mod idempotency;
 mod identity;
 mod members;
+mod membership;
 mod merges;
 mod money;
 mod openapi;
@@ -23,6 +25,7 @@ mod policies;
 mod policy_upload;
 mod policy_versions;
 mod resources;
+mod sessions;
 mod system;
 mod views;
 mod webhooks;
@@ -94,6 +97,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::router())
         .merge(webhooks::router())
         .merge(system::router())
+        .merge(sessions::router())
+        .merge(membership::router())
+        .merge(exports::router())
         .split_for_parts()
 }
 

@@ -14,7 +14,7 @@ use super::{AppState, Problem};
 use crate::Result;
 use crate::domain::Amount;
 use crate::ops::messages::NewMessage;
-use crate::ops::money::{AmountRequest, Moved, statement_balance};
+use crate::ops::money::{AmountRequest, Moved, statement_balance, statement_direction};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -182,13 +182,23 @@ pub struct TransactionView {
     pub id: String,
     #[schema(example = "usage")]
     pub kind: String,
+    /// The amount moved, unsigned.
     pub amount: String,
+    /// `in` when the transfer added to this account's money, `out` when it
+    /// took from it (spending, budget returned, allocations to sub-accounts).
+    #[schema(example = "out")]
+    pub direction: &'static str,
+    /// `amount` signed from this account's side: negative when `out`.
+    #[schema(example = "-0.0075")]
+    pub signed_amount: String,
     pub currency: String,
     /// Ledger account debited.
     pub from: String,
     /// Ledger account credited.
     pub to: String,
-    /// What the transfer left in this account's own ledger account.
+    /// What the transfer left in this account's own ledger account (the
+    /// viewer's balance or budget, whichever side of the transfer it was
+    /// on); absent when the account has none in it (shared usage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<String>,
     /// The account the transfer was for.
@@ -214,6 +224,8 @@ async fn transactions(
             id: t.id.clone(),
             kind: t.kind.clone(),
             amount: money(t.amount),
+            direction: statement_direction(t, &account_id).as_str(),
+            signed_amount: statement_direction(t, &account_id).signed(t.amount),
             currency: t.currency.clone(),
             from: t.debit_id.clone(),
             to: t.credit_id.clone(),
@@ -308,9 +320,13 @@ pub struct MessageQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The account's messages, oldest first (basic users: only their own, and the replies to them).
+/// The account's messages, newest first (basic users: only their own, and the replies to them).
 #[utoipa::path(get, path = "/v1/accounts/{id}/messages", tag = "messages", params(MessageQuery),
     responses((status = 200, body = List<MessageView>), (status = "4XX", body = Problem)))]
 async fn list_messages(
@@ -331,6 +347,8 @@ async fn list_messages(
     let page = Pagination {
         limit: q.limit,
         cursor: q.cursor,
+        created_after: q.created_after,
+        created_before: q.created_before,
     }
     .page()?;
     let (page, view) = s.canopy.list_messages(&p, &id, direction, &page).await?;

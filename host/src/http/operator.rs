@@ -13,6 +13,7 @@ use super::views::{AccountView, InvitationView, List, SecretKeyView, UserView};
 use super::{AppState, Problem};
 use crate::domain::Status;
 use crate::ops::parents::{NewParent, ParentChanges};
+use crate::store::accounts::SubaccountFilter;
 use crate::{Error, Result};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,6 +41,30 @@ pub struct CreatedParentView {
     pub api_key: SecretKeyView,
     /// Lets the admin set a password for sessions.
     pub invitation: InvitationView,
+    /// What the parent still lacks to work (e.g. no `prices`: every charged
+    /// message would be refused until the operator sets them); absent when
+    /// nothing is missing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ParentWarning>,
+}
+
+/// Something a new parent lacks, with a stable `code`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ParentWarning {
+    #[schema(example = "no_prices")]
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn parent_warnings(account: &crate::domain::Account) -> Vec<ParentWarning> {
+    let mut warnings = Vec::new();
+    if account.prices.is_empty() {
+        warnings.push(ParentWarning {
+            code: "no_prices",
+            message: "the parent has no prices, so sending a message is refused until the operator sets them (`PATCH /v1/operator/accounts/{id}` with `prices`)".into(),
+        });
+    }
+    warnings
 }
 
 /// Create a parent account and its first admin.
@@ -59,6 +84,7 @@ async fn create_parent(
             admin: (&created.admin).into(),
             api_key: created.api_key.into(),
             invitation: created.invitation.into(),
+            warnings: parent_warnings(&created.account),
         }),
     ))
 }
@@ -122,12 +148,21 @@ async fn delete_parent(
 pub struct StatusFilter {
     /// Only sub-accounts in this status (default: all but deleted).
     pub status: Option<String>,
+    /// Only sub-accounts whose name contains this text, compared without
+    /// case (as names are for uniqueness).
+    pub name: Option<String>,
+    /// Only the sub-account with exactly this external id.
+    pub external_id: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl StatusFilter {
-    pub fn parts(&self) -> Result<(Option<Status>, crate::ops::Page)> {
+    pub fn parts(&self) -> Result<(SubaccountFilter, crate::ops::Page)> {
         let status = self
             .status
             .as_deref()
@@ -137,14 +172,34 @@ impl StatusFilter {
                 })
             })
             .transpose()?;
+        let bounded = |field: &str, text: &Option<String>| -> Result<()> {
+            match text {
+                Some(t) if t.is_empty() || t.chars().count() > SEARCH_LEN_MAX => Err(
+                    Error::invalid(field, format!("must be 1 to {SEARCH_LEN_MAX} characters")),
+                ),
+                _ => Ok(()),
+            }
+        };
+        bounded("name", &self.name)?;
+        bounded("external_id", &self.external_id)?;
         let page = Pagination {
             limit: self.limit,
             cursor: self.cursor.clone(),
+            created_after: self.created_after,
+            created_before: self.created_before,
         }
         .page()?;
-        Ok((status, page))
+        let filter = SubaccountFilter {
+            status,
+            name: self.name.as_deref().map(crate::domain::NameKey::of),
+            external_id: self.external_id.clone(),
+        };
+        Ok((filter, page))
     }
 }
+
+/// Longest `?name=` or `?external_id=` a sub-account search takes.
+const SEARCH_LEN_MAX: usize = 200;
 
 /// A parent's sub-accounts, of every status.
 #[utoipa::path(get, path = "/v1/operator/accounts/{id}/subaccounts", tag = "operator", params(StatusFilter),
@@ -155,8 +210,11 @@ async fn list_parent_subaccounts(
     Path(id): Path<String>,
     Query(f): Query<StatusFilter>,
 ) -> Result<Json<List<AccountView>>> {
-    let (status, page) = f.parts()?;
-    let (page, view) = s.canopy.list_parent_subaccounts(&id, status, &page).await?;
+    let (filter, page) = f.parts()?;
+    let (page, view) = s
+        .canopy
+        .list_parent_subaccounts(&id, &filter, &page)
+        .await?;
     let ids: Vec<String> = page.items.iter().map(|a| a.id.clone()).collect();
     let counts = s.canopy.resource_counts(&ids).await?;
     Ok(Json(List {

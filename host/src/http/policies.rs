@@ -383,6 +383,10 @@ pub struct DecisionQuery {
     pub account_id: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl DecisionQuery {
@@ -403,6 +407,8 @@ impl DecisionQuery {
         let page = Pagination {
             limit: self.limit,
             cursor: self.cursor,
+            created_after: self.created_after,
+            created_before: self.created_before,
         }
         .page()?;
         Ok((

@@ -104,6 +104,10 @@ pub struct ResourceQuery {
     pub account_id: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Lines and SIMs in reach: a parent's whole tree, a sub-account's own.
@@ -127,6 +131,8 @@ async fn list_resources(
     let page = Pagination {
         limit: q.limit,
         cursor: q.cursor,
+        created_after: q.created_after,
+        created_before: q.created_before,
     }
     .page()?;
     let (page, view) = s.canopy.list_resources(&p, &id, filter, &page).await?;

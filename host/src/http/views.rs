@@ -51,6 +51,9 @@ pub struct AccountView {
     pub subaccount_module: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_usage_limit_enabled: Option<bool>,
+    /// Parents: whether their admin may top them up (`POST .../topups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_topups_enabled: Option<bool>,
     /// Sub-accounts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credit_mode: Option<&'static str>,
@@ -114,6 +117,7 @@ impl AccountView {
                 None
             },
             monthly_usage_limit_enabled: parent.then_some(a.tree.monthly_usage_limit_enabled),
+            self_topups_enabled: parent.then_some(a.tree.self_topups_enabled),
             credit_mode: a.credit_mode.map(|c| c.as_str()),
             monthly_usage_limit: a
                 .monthly_usage_limit
@@ -216,6 +220,9 @@ impl From<IssuedKey> for SecretKeyView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
+    /// Resend (`POST .../invitations/{id}/resend`) or revoke (`DELETE
+    /// .../invitations/{id}`) it by this id.
+    pub id: String,
     /// Deliver it to the invitee; it works once.
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -224,6 +231,7 @@ pub struct InvitationView {
 impl From<IssuedInvitation> for InvitationView {
     fn from(i: IssuedInvitation) -> InvitationView {
         InvitationView {
+            id: i.id,
             token: i.token,
             expires_at: i.expires_at,
         }
@@ -238,6 +246,13 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key stops working; absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The last use, to the minute (noted at most once a minute per key);
+    /// absent: never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<&ApiKey> for ApiKeyView {
@@ -248,6 +263,8 @@ impl From<&ApiKey> for ApiKeyView {
             user_id: k.user_id.clone(),
             created_at: k.created_at,
             revoked_at: k.revoked_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
         }
     }
 }

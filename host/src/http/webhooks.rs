@@ -106,7 +106,7 @@ async fn create_webhook(
     ))
 }
 
-/// An account's webhooks, oldest first (no secrets).
+/// An account's webhooks, newest first (no secrets).
 #[utoipa::path(get, path = "/v1/accounts/{id}/webhooks", tag = "webhooks", params(Pagination),
     responses((status = 200, body = List<WebhookView>), (status = "4XX", body = Problem)))]
 async fn list_webhooks(
@@ -150,7 +150,7 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A webhook's delivery log, oldest first: each event's status, attempts,
+/// A webhook's delivery log, newest first: each event's status, attempts,
 /// last HTTP status or error, and when it is tried next.
 #[utoipa::path(get, path = "/v1/accounts/{id}/webhooks/{webhook_id}/deliveries", tag = "webhooks",
     params(Pagination),

@@ -96,14 +96,18 @@ impl Canopy {
                 user_id,
                 account_id,
                 role: Some(role),
-            }) => Ok(Principal::User {
-                user_id,
-                key: Some(KeyGrant {
-                    key_id,
-                    account_id,
-                    role,
-                }),
-            }),
+                last_used_us,
+            }) => {
+                self.note_key_use(&key_id, last_used_us);
+                Ok(Principal::User {
+                    user_id,
+                    key: Some(KeyGrant {
+                        key_id,
+                        account_id,
+                        role,
+                    }),
+                })
+            }
             Some(TokenOwner::Session { user_id }) => Ok(Principal::User { user_id, key: None }),
             // A key whose membership was removed (its keys are revoked
             // then too), or no key at all.

@@ -167,8 +167,10 @@ impl Canopy {
     pub async fn list_offers(&self, page: &Page) -> Result<Paged<Offer>> {
         self.authorize_operator("offer.list", None).await?;
         let mut c = self.store.reader().await?;
-        let items = store::billing::list_offers(&mut c, &page.after, page.fetch_limit()).await?;
-        Ok(Paged::from_fetch(items, page, |o| o.id.clone()))
+        let items = store::billing::list_offers(&mut c, page).await?;
+        Ok(Paged::from_fetch(items, page, |o| {
+            super::keyset_cursor(crate::clock::from_us(o.created_at), &o.id)
+        }))
     }
 
     /// Checks a parent's new default offers (before its update opens a
@@ -382,9 +384,7 @@ impl Canopy {
         let parent = self.invoice_reader(principal, parent_id).await?;
         self.close_tree(&parent).await?;
         let mut c = self.store.reader().await?;
-        let items =
-            store::billing::list_invoices(&mut c, &parent.id, &page.after, page.fetch_limit())
-                .await?;
+        let items = store::billing::list_invoices(&mut c, &parent.id, page).await?;
         Ok(Paged::from_fetch(items, page, |i| i.period.clone()))
     }
 

@@ -270,14 +270,11 @@ impl Canopy {
         self.authorize(&actor, "campaign.list", &[]).await?;
         let view = self.view(&actor, "campaign.list", "campaigns").await?;
         let mut c = self.store.reader().await?;
-        let rows = store::campaigns::list(
-            &mut c,
-            Among::Account(&actor.target.id),
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |k| k.id.clone()), view))
+        let rows = store::campaigns::list(&mut c, Among::Account(&actor.target.id), page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |k| super::keyset_cursor(k.created_at, &k.id)),
+            view,
+        ))
     }
 
     /// `GET /v1/accounts/{id}/campaigns/{campaign_id}`: its progress.
@@ -361,8 +358,10 @@ impl Canopy {
             Among::Account(&account.id)
         };
         let mut c = self.store.reader().await?;
-        let rows = store::campaigns::list(&mut c, among, &page.after, page.fetch_limit()).await?;
-        Ok(Paged::from_fetch(rows, page, |k| k.id.clone()))
+        let rows = store::campaigns::list(&mut c, among, page).await?;
+        Ok(Paged::from_fetch(rows, page, |k| {
+            super::keyset_cursor(k.created_at, &k.id)
+        }))
     }
 }
 

@@ -269,15 +269,12 @@ impl Canopy {
             .await?;
         let own = view.own_rows_only.then_some(actor.user_id.as_str());
         let mut c = self.store.reader().await?;
-        let rows = store::conversations::list(
-            &mut c,
-            account_id,
-            state,
-            own,
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |r| r.id.clone()), view))
+        let rows = store::conversations::list(&mut c, account_id, state, own, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |r| {
+                super::keyset_cursor(r.first_message_at, &r.id)
+            }),
+            view,
+        ))
     }
 }

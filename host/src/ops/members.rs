@@ -52,6 +52,8 @@ pub struct Credentials {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     pub name: String,
+    /// When the key stops working (RFC 3339, in the future); default never.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,10 +108,10 @@ impl Canopy {
         self.authorize(&actor, "member.list", &[]).await?;
         self.view(&actor, "member.list", "members").await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::credentials::list_members(&mut c, account_id, &page.after, page.fetch_limit())
-                .await?;
-        Ok(Paged::from_fetch(rows, page, |m| m.user.id.clone()))
+        let rows = store::credentials::list_members(&mut c, account_id, page).await?;
+        Ok(Paged::from_fetch(rows, page, |m| {
+            super::keyset_cursor(m.joined_at, &m.user.id)
+        }))
     }
 
     pub async fn invite_member(
@@ -490,10 +492,13 @@ impl Canopy {
             ));
         }
         let name = short_text("name", &req.name)?;
+        let expires_at_us = self.key_expiry(req.expires_at)?;
         let mut tx = self.store.begin().await?;
         // The count below holds until commit: parallel creations wait here.
         store::accounts::lock(&mut tx, account_id).await?;
-        if store::credentials::count_live_api_keys(&mut tx, account_id).await? >= API_KEYS_MAX {
+        if store::credentials::count_live_api_keys(&mut tx, account_id, self.clock.now_us()).await?
+            >= API_KEYS_MAX
+        {
             return Err(Error::Conflict(format!(
                 "this account already has {API_KEYS_MAX} live API keys; revoke unused ones first"
             )));
@@ -507,6 +512,9 @@ impl Canopy {
                 self.clock.now_us(),
             )
             .await?;
+        if expires_at_us.is_some() {
+            store::sessions::set_key_expiry(&mut tx, &key.id, expires_at_us).await?;
+        }
         tx.commit().await.map_err(store::db_error)?;
         Ok(key)
     }
@@ -521,10 +529,10 @@ impl Canopy {
         self.authorize(&actor, "apikey.list", &[]).await?;
         self.view(&actor, "apikey.list", "api_keys").await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::credentials::list_api_keys(&mut c, account_id, &page.after, page.fetch_limit())
-                .await?;
-        Ok(Paged::from_fetch(rows, page, |k| k.id.clone()))
+        let rows = store::credentials::list_api_keys(&mut c, account_id, page).await?;
+        Ok(Paged::from_fetch(rows, page, |k| {
+            super::keyset_cursor(k.created_at, &k.id)
+        }))
     }
 
     pub async fn revoke_api_key(

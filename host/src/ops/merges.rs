@@ -149,9 +149,10 @@ impl Canopy {
         let actor = self.enter_merges(principal, parent_id).await?;
         self.authorize(&actor, "merge.request", &[]).await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::merges::list(&mut c, &actor.target.id, &page.after, page.fetch_limit()).await?;
-        Ok(Paged::from_fetch(rows, page, |m| m.id.clone()))
+        let rows = store::merges::list(&mut c, &actor.target.id, page).await?;
+        Ok(Paged::from_fetch(rows, page, |m| {
+            super::keyset_cursor(m.created_at, &m.id)
+        }))
     }
 
     /// `GET /v1/accounts/{parent_id}/merges/{id}`.

@@ -130,16 +130,11 @@ impl Canopy {
         // `rows: own` is a filter in the query, not a check per row.
         let own = view.own_rows_only.then_some(actor.user_id.as_str());
         let mut c = self.store.reader().await?;
-        let rows = store::messages::list(
-            &mut c,
-            account_id,
-            own,
-            direction,
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |m| m.id.clone()), view))
+        let rows = store::messages::list(&mut c, account_id, own, direction, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |m| super::keyset_cursor(m.created_at, &m.id)),
+            view,
+        ))
     }
 
     pub async fn list_notifications(
@@ -154,9 +149,11 @@ impl Canopy {
             .view(&actor, "notification.list", "notifications")
             .await?;
         let mut c = self.store.reader().await?;
-        let rows =
-            store::notifications::list(&mut c, account_id, &page.after, page.fetch_limit()).await?;
-        Ok((Paged::from_fetch(rows, page, |n| n.id.clone()), view))
+        let rows = store::notifications::list(&mut c, account_id, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |n| super::keyset_cursor(n.created_at, &n.id)),
+            view,
+        ))
     }
 }
 

@@ -13,11 +13,13 @@ pub mod analytics;
 pub mod billing;
 pub mod campaigns;
 pub mod conversations;
+pub mod exports;
 pub mod idempotency;
 pub mod identity;
 mod locks;
 pub mod login;
 pub mod members;
+pub mod membership;
 pub mod merges;
 pub mod messages;
 pub mod money;
@@ -29,6 +31,7 @@ pub mod policies;
 pub mod policy_versions;
 pub mod resources;
 pub mod retention;
+pub mod sessions;
 pub mod status;
 pub mod subaccounts;
 pub mod webhooks;
@@ -125,11 +128,78 @@ pub struct Canopy {
     pub(crate) logins: login::LoginLimiter,
 }
 
-/// A page request: at most `limit` items after the opaque `cursor`.
-#[derive(Debug, Clone, Default)]
+/// A page request: at most `limit` items after the opaque cursor.
+///
+/// Lists are newest first: a page holds rows older than the cursor's
+/// `(created_at, id)` key (`before_us`, `before_id`) and, when the caller
+/// asked, created strictly after `after_us` (`store::listing`).
+#[derive(Debug, Clone)]
 pub struct Page {
+    /// The decoded cursor as it came, for the few lists keyed otherwise
+    /// (per-sub-account reports, offers).
     pub after: String,
     pub limit: i64,
+    pub before_us: i64,
+    pub before_id: String,
+    pub after_us: i64,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page {
+            after: String::new(),
+            limit: PAGE_LIMIT_DEFAULT,
+            before_us: i64::MAX,
+            before_id: String::new(),
+            after_us: i64::MIN,
+        }
+    }
+}
+
+/// The cursor of a newest-first list: the last row's creation time and id.
+pub fn keyset_cursor(created_at: chrono::DateTime<chrono::Utc>, id: &str) -> String {
+    format!("{}:{id}", created_at.timestamp_micros())
+}
+
+impl Page {
+    /// A page of `limit` rows after `cursor` (as [`keyset_cursor`] wrote
+    /// it), created strictly inside `(created_after, created_before)`.
+    /// `None` when the cursor is not one this server gives (no such cursor
+    /// today: see below).
+    pub fn newest_first(
+        cursor: String,
+        limit: i64,
+        created_after_us: Option<i64>,
+        created_before_us: Option<i64>,
+    ) -> Option<Page> {
+        let mut page = Page {
+            limit,
+            after_us: created_after_us.unwrap_or(i64::MIN),
+            ..Page::default()
+        };
+        if !cursor.is_empty() {
+            // Keyset lists give `micros:id`; the others give their own key.
+            if let Some((us, id)) = cursor.split_once(':')
+                && let Ok(us) = us.parse::<i64>()
+            {
+                page.before_us = us;
+                page.before_id = id.to_string();
+            }
+            // Anything else is the key of a list keyed otherwise; on a
+            // keyset list, a cursor this server did not give starts at the
+            // newest row (any base64url text is a position, as the OpenAPI
+            // document's pattern says).
+        }
+        if let Some(before) = created_before_us
+            && before <= page.before_us
+        {
+            // `created_at < before` then bounds the page on its own.
+            page.before_us = before;
+            page.before_id = String::new();
+        }
+        page.after = cursor;
+        Some(page)
+    }
 }
 
 /// Largest page (API.md).
@@ -157,5 +227,39 @@ impl<T> Paged<T> {
         items.truncate(page.limit.max(0) as usize);
         let next_after = if more { items.last().map(&id) } else { None };
         Paged { items, next_after }
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::Page;
+
+    #[test]
+    fn a_cursor_and_a_window_make_one_newest_first_bound() {
+        let first = Page::newest_first(String::new(), 10, None, None).unwrap();
+        assert_eq!((first.before_us, first.after_us), (i64::MAX, i64::MIN));
+        let next = Page::newest_first("1500:acct_b".into(), 10, Some(100), None).unwrap();
+        assert_eq!(
+            (next.before_us, next.before_id.as_str(), next.after_us),
+            (1500, "acct_b", 100)
+        );
+        // `created_before` below the cursor bounds the page on its own ...
+        let tighter = Page::newest_first("1500:acct_b".into(), 10, None, Some(900)).unwrap();
+        assert_eq!((tighter.before_us, tighter.before_id.as_str()), (900, ""));
+        // ... and above it, the cursor does.
+        let looser = Page::newest_first("1500:acct_b".into(), 10, None, Some(2000)).unwrap();
+        assert_eq!(
+            (looser.before_us, looser.before_id.as_str()),
+            (1500, "acct_b")
+        );
+        // Lists keyed otherwise keep their own cursor; a broken keyset one starts at the newest.
+        assert_eq!(
+            Page::newest_first("2026-10".into(), 10, None, None)
+                .unwrap()
+                .after,
+            "2026-10"
+        );
+        let broken = Page::newest_first("x:acct_b".into(), 10, None, None).unwrap();
+        assert_eq!((broken.before_us, broken.before_id.as_str()), (first.before_us, ""));
     }
 }

@@ -104,6 +104,11 @@ impl Canopy {
                 "sub-accounts are never recharged; their parent allocates budget to them".into(),
             ));
         }
+        if !actor.target.tree.self_topups_enabled {
+            return Err(Error::FeatureNotEnabled(
+                "self top-up is off for this parent: Canopy takes no payment, so the operator enables it (`self_topups_enabled`) only behind the platform's own payment flow; ask the operator for a top-up".into(),
+            ));
+        }
         self.authorize(&actor, "topup.create", &["amount"]).await?;
         self.topup(&actor.target, req.amount).await
     }
@@ -341,7 +346,7 @@ impl Canopy {
         Ok(b)
     }
 
-    /// Transfers touching the account, oldest first.
+    /// Transfers touching the account, newest first.
     pub async fn transactions(
         &self,
         principal: &Principal,
@@ -357,10 +362,9 @@ impl Canopy {
             return Err(denied_money("transactions", &view));
         }
         let mut c = self.store.reader().await?;
-        let rows =
-            store::ledger::statement(&mut c, account_id, &page.after, page.fetch_limit()).await?;
+        let rows = store::ledger::statement(&mut c, account_id, page).await?;
         Ok((
-            Paged::from_fetch(rows, page, |t| t.id.clone()),
+            Paged::from_fetch(rows, page, |t| super::keyset_cursor(t.created_at, &t.id)),
             actor.target.id,
         ))
     }
@@ -418,6 +422,46 @@ fn denied_money(what: &str, view: &crate::policy::View) -> Error {
         policy.id
     );
     Error::PolicyDenied(policy)
+}
+
+/// Which way a statement row moved money from `account_id`'s side: `out`
+/// when its own ledger account was debited, or when the transfer was only
+/// made for it (usage of a shared-usage sub-account, charged to its
+/// parent); `in` when its own ledger account was credited. Checked in the
+/// same order as [`statement_balance`], so the two always agree.
+pub fn statement_direction(s: &Statement, account_id: &str) -> Direction {
+    if s.debit_owner.as_deref() == Some(account_id) {
+        Direction::Out
+    } else if s.credit_owner.as_deref() == Some(account_id) {
+        Direction::In
+    } else {
+        Direction::Out
+    }
+}
+
+/// Money into or out of the viewer's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    /// A transfer's (positive) `amount` as API text with the sign this
+    /// direction gives it (`out` negative).
+    pub fn signed(self, amount: Amount) -> String {
+        match self {
+            Direction::In => amount.to_api_string(),
+            Direction::Out => format!("-{}", amount.to_api_string()),
+        }
+    }
 }
 
 /// The view a statement row is shown with: whose balance it reports.

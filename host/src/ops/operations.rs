@@ -497,7 +497,7 @@ impl Canopy {
             Among::Account(&account.id)
         };
         let mut c = self.store.reader().await?;
-        let ops = store::operations::list(&mut c, among, &page.after, page.fetch_limit()).await?;
+        let ops = store::operations::list(&mut c, among, page).await?;
         let mut reports = Vec::with_capacity(ops.len());
         for operation in ops {
             let errors = if operation.failed > 0 {
@@ -507,7 +507,9 @@ impl Canopy {
             };
             reports.push(Report { operation, errors });
         }
-        Ok(Paged::from_fetch(reports, page, |r| r.operation.id.clone()))
+        Ok(Paged::from_fetch(reports, page, |r| {
+            super::keyset_cursor(r.operation.created_at, &r.operation.id)
+        }))
     }
 }
 

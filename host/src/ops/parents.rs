@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Canopy, Page, Paged, access::require_not_deleted};
+use super::{Canopy, Page, Paged, access::require_not_deleted, keyset_cursor};
 use crate::domain::account::{CHANNELS_MAX, SHORT_TEXT_LEN_MAX};
 use crate::domain::names::visible_text;
 use crate::domain::{
@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
-use crate::store::accounts::{NewAccount, Value, json_text, micros, prices_text};
+use crate::store::accounts::{NewAccount, SubaccountFilter, Value, json_text, micros, prices_text};
 use crate::store::credentials::{ApiKey, Invitation, User};
 use crate::store::{self, Conn};
 use crate::{Error, Result};
@@ -72,6 +72,8 @@ pub struct IssuedKey {
 
 #[derive(Debug, Clone)]
 pub struct IssuedInvitation {
+    /// The invitation's id (`inv_...`): resend or revoke it by this.
+    pub id: String,
     pub token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
@@ -83,6 +85,9 @@ pub struct ParentChanges {
     #[schema(example = "enterprise")]
     pub subaccount_module: Option<String>,
     pub monthly_usage_limit_enabled: Option<bool>,
+    /// Lets the parent's admin top up the parent (prepaid only; default
+    /// false: Canopy takes no payment).
+    pub self_topups_enabled: Option<bool>,
     #[schema(value_type = Option<String>)]
     pub monthly_credit_limit: Option<MoneyText>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
@@ -343,6 +348,8 @@ impl Canopy {
             name: name.to_string(),
             created_at: crate::clock::from_us(now_us),
             revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
         };
         store::credentials::insert_api_key(c, &key, &sha256_hex(secret.as_bytes())).await?;
         Ok(IssuedKey { id: key.id, secret })
@@ -378,6 +385,7 @@ impl Canopy {
         )
         .await?;
         Ok(IssuedInvitation {
+            id: invitation.id.clone(),
             token,
             expires_at: crate::clock::from_us(invitation.expires_at_us),
         })
@@ -387,8 +395,11 @@ impl Canopy {
         self.authorize_operator("parent.list", None).await?;
         let view = self.view_operator("parent.list", "accounts", None).await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_parents(&mut c, &page.after, page.fetch_limit()).await?;
-        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+        let rows = store::accounts::list_parents(&mut c, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
+            view,
+        ))
     }
 
     /// What the operator may see of a parent (the `visibility` hook).
@@ -414,7 +425,7 @@ impl Canopy {
     pub async fn list_parent_subaccounts(
         &self,
         id: &str,
-        status: Option<Status>,
+        filter: &SubaccountFilter,
         page: &Page,
     ) -> Result<(Paged<Account>, View)> {
         let parent = self.get_parent(id).await?;
@@ -422,15 +433,11 @@ impl Canopy {
             .view_operator("parent.subaccounts", "subaccounts", Some(&parent))
             .await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_subaccounts(
-            &mut c,
-            &parent.id,
-            status,
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+        let rows = store::accounts::list_subaccounts(&mut c, &parent.id, filter, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
+            view,
+        ))
     }
 
     /// The operator's changes to a parent; prices, currency and region apply
@@ -463,6 +470,9 @@ impl Canopy {
                 "monthly_usage_limit_enabled",
                 Value::Int(Some(enabled as i64)),
             ));
+        }
+        if let Some(enabled) = req.self_topups_enabled {
+            changes.push(("self_topups_enabled", Value::Int(Some(enabled as i64))));
         }
         if let Some(limit) = &req.monthly_credit_limit {
             if parent.billing_type != Some(BillingType::Postpaid) {

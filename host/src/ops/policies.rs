@@ -635,7 +635,9 @@ impl Canopy {
             }
         }
         let mut c = self.store.reader().await?;
-        let rows = decisions::list(&mut c, &filter, &page.after, page.fetch_limit()).await?;
-        Ok(Paged::from_fetch(rows, page, |r| r.id.clone()))
+        let rows = decisions::list(&mut c, &filter, page).await?;
+        Ok(Paged::from_fetch(rows, page, |r| {
+            super::keyset_cursor(crate::clock::from_us(r.created_at_us), &r.id)
+        }))
     }
 }

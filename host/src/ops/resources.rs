@@ -229,9 +229,11 @@ impl Canopy {
         let filter = confine(&actor.target.id, actor.target.kind, filter)?;
         let tree = actor.tree_parent().id.clone();
         let mut c = self.store.reader().await?;
-        let rows =
-            store::resources::list(&mut c, &tree, &filter, &page.after, page.fetch_limit()).await?;
-        Ok((Paged::from_fetch(rows, page, |r| r.id.clone()), view))
+        let rows = store::resources::list(&mut c, &tree, &filter, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |r| super::keyset_cursor(r.created_at, &r.id)),
+            view,
+        ))
     }
 
     /// One resource in reach of `account_id` (404 otherwise).

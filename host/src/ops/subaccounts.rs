@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::access::{require_not_deleted, require_subaccount};
 use super::parents::{IssuedInvitation, amount, channels, short_text, timezone};
-use super::{Actor, Canopy, Page, Paged, Principal};
+use super::{Actor, Canopy, Page, Paged, Principal, keyset_cursor};
 use crate::domain::account::NAME_LEN_MAX;
 use crate::domain::names::visible_text;
 use crate::domain::{
@@ -16,7 +16,7 @@ use crate::policy::input::{self, SubmittedFields};
 use crate::policy::{Scope, View};
 use crate::secrets::new_id;
 use crate::store;
-use crate::store::accounts::{NewAccount, Value, json_text, micros};
+use crate::store::accounts::{NewAccount, SubaccountFilter, Value, json_text, micros};
 use crate::{Error, Result};
 
 /// Sub-accounts one parent may hold (not counting deleted ones).
@@ -348,7 +348,7 @@ impl Canopy {
         &self,
         principal: &Principal,
         parent_id: &str,
-        status: Option<Status>,
+        filter: &SubaccountFilter,
         page: &Page,
     ) -> Result<(Paged<Account>, View)> {
         let actor = self.enter(principal, parent_id).await?;
@@ -359,15 +359,11 @@ impl Canopy {
         self.authorize(&actor, "subaccount.list", &[]).await?;
         let view = self.view(&actor, "subaccount.list", "subaccounts").await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_subaccounts(
-            &mut c,
-            parent_id,
-            status,
-            &page.after,
-            page.fetch_limit(),
-        )
-        .await?;
-        Ok((Paged::from_fetch(rows, page, |a| a.id.clone()), view))
+        let rows = store::accounts::list_subaccounts(&mut c, parent_id, filter, page).await?;
+        Ok((
+            Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
+            view,
+        ))
     }
 
     /// Changes an account's own settings; on a sub-account, its parent's

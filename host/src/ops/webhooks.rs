@@ -164,7 +164,9 @@ impl Canopy {
             .await?;
         let mut c = self.store.reader().await?;
         let items = store::webhooks::list(&mut c, &actor.target.id, page).await?;
-        Ok(Paged::from_fetch(items, page, |w| w.id.clone()))
+        Ok(Paged::from_fetch(items, page, |w| {
+            super::keyset_cursor(w.created_at, &w.id)
+        }))
     }
 
     pub async fn get_webhook(
@@ -201,7 +203,7 @@ impl Canopy {
         Ok(())
     }
 
-    /// A webhook's delivery log, oldest first.
+    /// A webhook's delivery log, newest first.
     pub async fn list_deliveries(
         &self,
         principal: &Principal,
@@ -212,7 +214,9 @@ impl Canopy {
         let webhook = self.get_webhook(principal, account_id, id).await?;
         let mut c = self.store.reader().await?;
         let items = store::webhooks::deliveries(&mut c, &webhook.id, page).await?;
-        Ok(Paged::from_fetch(items, page, |d| d.id.clone()))
+        Ok(Paged::from_fetch(items, page, |d| {
+            super::keyset_cursor(d.created_at, &d.id)
+        }))
     }
 }
 

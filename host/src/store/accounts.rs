@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Conn, db_error, unique_violation};
+use super::{Conn, db_error, listing, unique_violation};
 use crate::clock::from_us;
+use crate::domain::names::NameKey;
 use crate::domain::{
     Account, AccountKind, Amount, BillingType, CreditMode, LowBalanceAlert, Module, Status,
     SuspendedBy, account::TreeSettings,
 };
+use crate::ops::Page;
 use crate::{Error, Result};
 
 /// A sub-account reads its inherited fields (currency, region, prices, the
@@ -25,7 +27,8 @@ const SELECT: &str = "SELECT a.id, a.kind, a.parent_id, a.name, a.email, a.exter
     COALESCE(p.prices, a.prices) AS prices,
     COALESCE(p.subaccounts_enabled, a.subaccounts_enabled) AS subaccounts_enabled,
     COALESCE(p.subaccount_module, a.subaccount_module) AS subaccount_module,
-    COALESCE(p.monthly_usage_limit_enabled, a.monthly_usage_limit_enabled) AS monthly_usage_limit_enabled
+    COALESCE(p.monthly_usage_limit_enabled, a.monthly_usage_limit_enabled) AS monthly_usage_limit_enabled,
+    COALESCE(p.self_topups_enabled, a.self_topups_enabled) AS self_topups_enabled
     FROM accounts a LEFT JOIN accounts p ON p.id = a.parent_id";
 
 /// Everything needed to insert one account.
@@ -113,47 +116,84 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Account>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// One page of parents, in creation order, after `cursor`.
-pub async fn list_parents(c: &mut Conn, after: &str, limit: i64) -> Result<Vec<Account>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE a.kind = 'parent' AND a.id > $1 ORDER BY a.id LIMIT $2"
-    )))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+/// One page of parents, newest first.
+pub async fn list_parents(c: &mut Conn, page: &Page) -> Result<Vec<Account>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT} WHERE a.kind = 'parent'{}",
+        listing::newest_first("a.", 1)
+    )));
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(from_row).collect()
 }
 
-/// One page of a parent's sub-accounts. `status: None` lists every status
-/// but `deleted`.
+/// What a sub-account list is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct SubaccountFilter {
+    /// `None` lists every status but `deleted`.
+    pub status: Option<Status>,
+    /// A substring of the name, compared as names are for uniqueness
+    /// (the `NameKey` of both, so without case).
+    pub name: Option<NameKey>,
+    /// The external id, exactly.
+    pub external_id: Option<String>,
+}
+
+/// One page of a parent's sub-accounts, newest first.
 pub async fn list_subaccounts(
     c: &mut Conn,
     parent_id: &str,
-    status: Option<Status>,
-    after: &str,
-    limit: i64,
+    filter: &SubaccountFilter,
+    page: &Page,
 ) -> Result<Vec<Account>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE a.parent_id = $1 AND a.id > $2
-           AND (($3 = '' AND a.status <> 'deleted') OR a.status = $3)
-         ORDER BY a.id LIMIT $4"
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT} WHERE a.parent_id = $1
+           AND (($2 = '' AND a.status <> 'deleted') OR a.status = $2)
+           AND ($3 = '' OR a.name_key LIKE $3 ESCAPE '!')
+           AND ($4 = '' OR a.external_id = $4){}",
+        listing::newest_first("a.", 5)
     )))
     .bind(parent_id)
-    .bind(after)
-    .bind(status.map(|s| s.as_str()).unwrap_or(""))
-    .bind(limit)
+    .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
+    .bind(
+        filter
+            .name
+            .as_ref()
+            .map_or(String::new(), |k| format!("%{}%", like_escaped(k.as_str()))),
+    )
+    .bind(filter.external_id.clone().unwrap_or_default());
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// `text` as a literal inside a `LIKE ... ESCAPE '!'` pattern.
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Every sub-account of a parent that is not deleted, in id order (for
+/// cascades and parent-wide changes; a tree is bounded by `SUBACCOUNTS_MAX`).
+pub async fn all_subaccounts(c: &mut Conn, parent_id: &str) -> Result<Vec<Account>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT} WHERE a.parent_id = $1 AND a.status <> 'deleted' ORDER BY a.id"
+    )))
+    .bind(parent_id)
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;
     rows.iter().map(from_row).collect()
-}
-
-/// Every sub-account of a parent that is not deleted (for cascades and
-/// parent-wide changes; a tree is bounded by `SUBACCOUNTS_MAX`).
-pub async fn all_subaccounts(c: &mut Conn, parent_id: &str) -> Result<Vec<Account>> {
-    list_subaccounts(c, parent_id, None, "", i64::MAX).await
 }
 
 pub async fn count_subaccounts(c: &mut Conn, parent_id: &str) -> Result<i64> {
@@ -385,6 +425,7 @@ fn from_row(row: &AnyRow) -> Result<Account> {
                 .as_deref()
                 .and_then(Module::parse),
             monthly_usage_limit_enabled: int("monthly_usage_limit_enabled")?.unwrap_or(0) != 0,
+            self_topups_enabled: int("self_topups_enabled")?.unwrap_or(0) != 0,
         },
         billing_type: text("billing_type")?
             .as_deref()

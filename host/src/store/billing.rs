@@ -63,10 +63,13 @@ pub async fn get_offer(c: &mut Conn, id: &str) -> Result<Option<Offer>> {
     row.as_ref().map(offer_from_row).transpose()
 }
 
-pub async fn list_offers(c: &mut Conn, after: &str, limit: i64) -> Result<Vec<Offer>> {
-    let rows = sqlx::query("SELECT * FROM offers WHERE id > $1 ORDER BY id LIMIT $2")
-        .bind(after)
-        .bind(limit)
+/// One page of offers, newest first.
+pub async fn list_offers(c: &mut Conn, page: &crate::ops::Page) -> Result<Vec<Offer>> {
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM offers WHERE 1 = 1{}",
+        super::listing::newest_first("", 1)
+    )));
+    let rows = super::listing::bind(q, page)
         .fetch_all(&mut *c)
         .await
         .map_err(db_error)?;
@@ -418,16 +421,18 @@ pub async fn invoice_of_period(
 pub async fn list_invoices(
     c: &mut Conn,
     tree_id: &str,
-    before: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<Invoice>> {
     let rows = sqlx::query(
         "SELECT * FROM invoices WHERE tree_id = $1 AND ($2 = '' OR period < $2)
+           AND created_at > $4 AND created_at < $5
          ORDER BY period DESC LIMIT $3",
     )
     .bind(tree_id)
-    .bind(before)
-    .bind(limit)
+    .bind(&page.after)
+    .bind(page.fetch_limit())
+    .bind(page.after_us)
+    .bind(page.before_us)
     .fetch_all(&mut *c)
     .await
     .map_err(db_error)?;

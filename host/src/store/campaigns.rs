@@ -192,10 +192,9 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Campaign>> {
 pub async fn list(
     c: &mut Conn,
     among: Among<'_>,
-    before: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<Campaign>> {
-    let rows = super::operations::newest_first(c, SELECT, among, before, limit).await?;
+    let rows = super::operations::newest_first(c, SELECT, among, page).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -251,29 +251,28 @@ pub struct Conversation {
     pub responded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A page of an account's conversations in id order; `state` and `user_id`
+/// A page of an account's conversations, the newest started first (its
+/// `created_at` is its first message's time); `state` and `user_id`
 /// narrow it (each an index walk).
 pub async fn list(
     c: &mut Conn,
     account_id: &str,
     state: Option<&str>,
     user_id: Option<&str>,
-    after: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<Conversation>> {
-    let rows = sqlx::query(
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM conversations
-         WHERE account_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR user_id = $3) AND id > $4
-         ORDER BY id LIMIT $5",
-    )
+         WHERE account_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR user_id = $3){}",
+        super::listing::newest_first_by("first_message_at", "id", 4)
+    )))
     .bind(account_id)
     .bind(state.unwrap_or(""))
-    .bind(user_id.unwrap_or(""))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    .bind(user_id.unwrap_or(""));
+    let rows = super::listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(from_row).collect()
 }
 

@@ -3,10 +3,13 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::listing;
 use super::{Conn, db_error, unique_violation};
 use crate::clock::from_us;
 use crate::domain::Role;
+use crate::ops::Page;
 use crate::{Error, Result};
+use sqlx::AssertSqlSafe;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -48,6 +51,10 @@ pub struct ApiKey {
     pub name: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the key stops working (`None`: never).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// To the minute: uses are noted at most once a minute per key.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a bearer token resolves to.
@@ -60,6 +67,8 @@ pub enum TokenOwner {
         account_id: String,
         /// The user's role there; `None` once the membership is gone.
         role: Option<Role>,
+        /// When a use of the key was last noted.
+        last_used_us: Option<i64>,
     },
     /// A session: acts as its user in any account the user belongs to.
     Session { user_id: String },
@@ -266,34 +275,43 @@ pub async fn count_admins(c: &mut Conn, account_id: &str) -> Result<i64> {
         .map_err(db_error)
 }
 
-pub async fn list_members(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<Member>> {
-    let rows = sqlx::query(
-        "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
-         JOIN users u ON u.id = m.user_id
-         WHERE m.account_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
-    )
+/// One page of an account's members, the newest membership first.
+pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Member>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "{MEMBER_SELECT} WHERE m.account_id = $1{}",
+        listing::newest_first_by("m.created_at", "u.id", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(member_from).collect()
+}
+
+const MEMBER_SELECT: &str = "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
+         JOIN users u ON u.id = m.user_id";
+
+/// One member of an account.
+pub async fn member(c: &mut Conn, account_id: &str, user_id: &str) -> Result<Option<Member>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "{MEMBER_SELECT} WHERE m.account_id = $1 AND m.user_id = $2"
+    )))
     .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
+    .bind(user_id)
+    .fetch_optional(&mut *c)
     .await
     .map_err(db_error)?;
-    rows.iter()
-        .map(|row| {
-            let role: String = row.try_get("role").map_err(db_error)?;
-            Ok(Member {
-                user: user_from(row)?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| Error::internal("stored role is malformed"))?,
-                joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
-            })
-        })
-        .collect()
+    row.as_ref().map(member_from).transpose()
+}
+
+fn member_from(row: &AnyRow) -> Result<Member> {
+    let role: String = row.try_get("role").map_err(db_error)?;
+    Ok(Member {
+        user: user_from(row)?,
+        role: Role::parse(&role).ok_or_else(|| Error::internal("stored role is malformed"))?,
+        joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
+    })
 }
 
 pub async fn insert_invitation(
@@ -383,36 +401,44 @@ fn key_from(row: &AnyRow) -> Result<ApiKey> {
             .try_get::<Option<i64>, _>("revoked_at")
             .map_err(db_error)?
             .map(from_us),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")
+            .map_err(db_error)?
+            .map(from_us),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")
+            .map_err(db_error)?
+            .map(from_us),
     })
 }
 
-pub async fn list_api_keys(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<ApiKey>> {
-    let rows = sqlx::query(
-        "SELECT id, user_id, account_id, name, created_at, revoked_at FROM api_keys
-         WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+/// One page of an account's API keys, newest first.
+pub async fn list_api_keys(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<ApiKey>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT id, user_id, account_id, name, created_at, revoked_at, expires_at, last_used_at
+         FROM api_keys WHERE account_id = $1{}",
+        listing::newest_first("", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(key_from).collect()
 }
 
-/// Keys of the account that are not revoked.
-pub async fn count_live_api_keys(c: &mut Conn, account_id: &str) -> Result<i64> {
-    sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL")
-        .bind(account_id)
-        .fetch_one(&mut *c)
-        .await
-        .and_then(|r| r.try_get::<i64, _>("n"))
-        .map_err(db_error)
+/// Keys of the account that still work: not revoked, not expired.
+pub async fn count_live_api_keys(c: &mut Conn, account_id: &str, now_us: i64) -> Result<i64> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(account_id)
+    .bind(now_us)
+    .fetch_one(&mut *c)
+    .await
+    .and_then(|r| r.try_get::<i64, _>("n"))
+    .map_err(db_error)
 }
 
 pub async fn revoke_api_key(
@@ -460,11 +486,13 @@ pub async fn token_owner(
     now_us: i64,
 ) -> Result<Option<TokenOwner>> {
     let key = sqlx::query(
-        "SELECT k.id, k.user_id, k.account_id, m.role FROM api_keys k
+        "SELECT k.id, k.user_id, k.account_id, k.last_used_at, m.role FROM api_keys k
          LEFT JOIN memberships m ON m.user_id = k.user_id AND m.account_id = k.account_id
-         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL",
+         WHERE k.secret_hash = $1 AND k.revoked_at IS NULL
+           AND (k.expires_at IS NULL OR k.expires_at > $2)",
     )
     .bind(token_hash)
+    .bind(now_us)
     .fetch_optional(&mut *c)
     .await
     .map_err(db_error)?;
@@ -475,6 +503,7 @@ pub async fn token_owner(
             user_id: row.try_get("user_id").map_err(db_error)?,
             account_id: row.try_get("account_id").map_err(db_error)?,
             role: role.as_deref().and_then(Role::parse),
+            last_used_us: row.try_get("last_used_at").map_err(db_error)?,
         }));
     }
     let session =

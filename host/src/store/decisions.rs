@@ -81,10 +81,10 @@ pub struct Filter {
     pub shadow_disagrees: Option<bool>,
 }
 
-pub async fn list(c: &mut Conn, f: &Filter, before: &str, limit: i64) -> Result<Vec<DecisionRow>> {
+pub async fn list(c: &mut Conn, f: &Filter, page: &crate::ops::Page) -> Result<Vec<DecisionRow>> {
     // Policy ids are `pol_` + hex, so a LIKE on the JSON text is exact.
     let policy_like = f.policy_id.as_ref().map(|p| format!("%\"id\":\"{p}\"%"));
-    let rows = sqlx::query(
+    let q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at
            FROM decisions
           WHERE ($1 = '' OR tree_id = $1)
@@ -93,23 +93,20 @@ pub async fn list(c: &mut Conn, f: &Filter, before: &str, limit: i64) -> Result<
             AND ($4 = '' OR outcome = $4)
             AND ($5 = '' OR action = $5)
             AND ($6 = '' OR policies LIKE $6)
-            AND ($7 < 0 OR shadow_disagrees = $7)
-            AND ($8 = '' OR id < $8)
-          ORDER BY id DESC
-          LIMIT $9",
-    )
+            AND ($7 < 0 OR shadow_disagrees = $7){}",
+        super::listing::newest_first("", 8)
+    )))
     .bind(f.tree_id.clone().unwrap_or_default())
     .bind(f.account_id.clone().unwrap_or_default())
     .bind(f.hook.clone().unwrap_or_default())
     .bind(f.outcome.clone().unwrap_or_default())
     .bind(f.action.clone().unwrap_or_default())
     .bind(policy_like.unwrap_or_default())
-    .bind(f.shadow_disagrees.map(|b| b as i64).unwrap_or(-1))
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    .bind(f.shadow_disagrees.map(|b| b as i64).unwrap_or(-1));
+    let rows = super::listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .map(|r| {
             let policies: String = r.try_get("policies")?;

@@ -9,14 +9,17 @@
 
 use sqlx::Row;
 
+use super::listing;
 use super::{Arg, Backend, Conn, Step, check_violation, db_error, run_each, run_steps};
 use crate::domain::Amount;
 use crate::domain::ledger::{
     LedgerKind, LedgerRef, MonthCounters, MonthlyLimit, Posting, SpendColumn,
 };
 use crate::domain::money::{BALANCE_MAX_UNITS, STORED_MICROS_MAX};
+use crate::ops::Page;
 use crate::secrets::new_id;
 use crate::{Error, Result};
+use sqlx::AssertSqlSafe;
 
 /// A transfer as written.
 #[derive(Debug, Clone)]
@@ -491,26 +494,20 @@ pub struct Statement {
 }
 
 /// Transfers touching `account_id`: its own ledger accounts, or made for it.
-pub async fn statement(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<Statement>> {
-    let rows = sqlx::query(
+pub async fn statement(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Statement>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
         "SELECT t.*, d.owner_id AS debit_owner, k.owner_id AS credit_owner
          FROM transfers t
          JOIN ledger_accounts d ON d.id = t.debit_id
          JOIN ledger_accounts k ON k.id = t.credit_id
-         WHERE (t.subject_id = $1 OR d.owner_id = $1 OR k.owner_id = $1) AND t.id > $2
-         ORDER BY t.id LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+         WHERE (t.subject_id = $1 OR d.owner_id = $1 OR k.owner_id = $1){}",
+        listing::newest_first("t.", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .map(|r| {
             let micros = |col: &str| {

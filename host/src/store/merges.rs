@@ -3,9 +3,11 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::listing;
 use super::{Conn, db_error};
 use crate::clock::from_us;
 use crate::domain::merges::MergeStatus;
+use crate::ops::Page;
 use crate::{Error, Result};
 
 /// A merge request and its decision.
@@ -49,16 +51,17 @@ pub async fn get(c: &mut Conn, tree_id: &str, id: &str) -> Result<Option<Merge>>
     row.as_ref().map(from_row).transpose()
 }
 
-/// One page of a tree's merges, oldest first, after `after`.
-pub async fn list(c: &mut Conn, tree_id: &str, after: &str, limit: i64) -> Result<Vec<Merge>> {
-    let rows =
-        sqlx::query("SELECT * FROM merges WHERE tree_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(tree_id)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await
-            .map_err(db_error)?;
+/// One page of a tree's merges, newest first.
+pub async fn list(c: &mut Conn, tree_id: &str, page: &Page) -> Result<Vec<Merge>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM merges WHERE tree_id = $1{}",
+        listing::newest_first("", 2)
+    )))
+    .bind(tree_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(from_row).collect()
 }
 

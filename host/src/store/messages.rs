@@ -2,9 +2,12 @@
 
 use sqlx::Row;
 
+use super::listing;
 use super::{Arg, Conn, Step, db_error};
 use crate::Result;
 use crate::domain::Amount;
+use crate::ops::Page;
+use sqlx::AssertSqlSafe;
 
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -159,21 +162,19 @@ pub async fn list(
     account_id: &str,
     user_id: Option<&str>,
     direction: Option<Direction>,
-    after: &str,
-    limit: i64,
+    page: &Page,
 ) -> Result<Vec<Message>> {
-    let rows = sqlx::query(
-        "SELECT * FROM messages WHERE account_id = $1 AND ($2 = '' OR user_id = $2) AND ($5 = '' OR direction = $5)
-         AND id > $3 ORDER BY id LIMIT $4",
-    )
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM messages WHERE account_id = $1 AND ($2 = '' OR user_id = $2) AND ($3 = '' OR direction = $3){}",
+        listing::newest_first("", 4)
+    )))
     .bind(account_id)
     .bind(user_id.unwrap_or(""))
-    .bind(after)
-    .bind(limit)
-    .bind(direction.map_or("", Direction::as_str))
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    .bind(direction.map_or("", Direction::as_str));
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(from_row).collect()
 }
 

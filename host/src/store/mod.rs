@@ -22,6 +22,8 @@ pub mod events;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
+pub mod listing;
+pub mod membership;
 pub mod merges;
 pub mod messages;
 pub mod notifications;
@@ -31,6 +33,7 @@ pub mod policies;
 pub mod resource_status;
 pub mod resources;
 pub mod retention;
+pub mod sessions;
 pub mod settings;
 pub mod webhooks;
 

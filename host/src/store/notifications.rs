@@ -4,9 +4,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::listing;
 use super::{Conn, db_error};
 use crate::Result;
 use crate::domain::Amount;
+use crate::ops::Page;
+use sqlx::AssertSqlSafe;
 
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -44,21 +47,17 @@ fn from_row(r: &AnyRow) -> Result<Notification> {
     })
 }
 
-pub async fn list(
-    c: &mut Conn,
-    account_id: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<Notification>> {
-    let rows = sqlx::query(
-        "SELECT * FROM notifications WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
-    .bind(account_id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+/// One page of an account's notifications, newest first.
+pub async fn list(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Notification>> {
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "SELECT * FROM notifications WHERE account_id = $1{}",
+        listing::newest_first("", 2)
+    )))
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(from_row).collect()
 }
 

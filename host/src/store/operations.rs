@@ -258,10 +258,9 @@ pub enum Among<'a> {
 pub async fn list(
     c: &mut Conn,
     among: Among<'_>,
-    before: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<Operation>> {
-    let rows = newest_first(c, SELECT, among, before, limit).await?;
+    let rows = newest_first(c, SELECT, among, page).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -271,22 +270,21 @@ pub async fn newest_first(
     c: &mut Conn,
     select: &str,
     among: Among<'_>,
-    before: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<AnyRow>> {
     let (column, id) = match among {
         Among::Tree(id) => ("tree_id", id),
         Among::Account(id) => ("account_id", id),
     };
-    sqlx::query(AssertSqlSafe(format!(
-        "{select} WHERE {column} = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+    let q = sqlx::query(AssertSqlSafe(format!(
+        "{select} WHERE {column} = $1{}",
+        super::listing::newest_first("", 2)
     )))
-    .bind(id)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)
+    .bind(id);
+    super::listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)
 }
 
 /// The id of an operation waiting for a host: queued, or running under a

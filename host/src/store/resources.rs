@@ -236,14 +236,12 @@ pub async fn get(c: &mut Conn, tree_id: &str, id: &str) -> Result<Option<Resourc
         .transpose()
 }
 
-/// At most `limit` of a tree's resources that pass `filter`, after the id
-/// `after` (empty: from the start), in id order.
+/// One page of a tree's resources that pass `filter`, newest first.
 pub async fn list(
     c: &mut Conn,
     tree_id: &str,
     filter: &Filter,
-    after: &str,
-    limit: i64,
+    page: &crate::ops::Page,
 ) -> Result<Vec<Resource>> {
     let mut args: Vec<Arg> = vec![Arg::Text(Some(tree_id.into()))];
     let mut arg = |v: String| {
@@ -284,10 +282,12 @@ pub async fn list(
         // can reach the pattern.
         sql += &format!(" AND r.identifier LIKE {}", arg(format!("{p}%")));
     }
-    if !after.is_empty() {
-        sql += &format!(" AND {id_col} > {}", arg(after.to_string()));
-    }
-    sql += &format!(" ORDER BY {id_col} LIMIT {limit}");
+    let first = args.len() + 1;
+    sql += &super::listing::newest_first_by("r.created_at", id_col, first);
+    args.push(Arg::Int(Some(page.before_us)));
+    args.push(Arg::Text(Some(page.before_id.clone())));
+    args.push(Arg::Int(Some(page.after_us)));
+    args.push(Arg::Int(Some(page.fetch_limit())));
     let rows = run_each(c, &[Step::new(sql, args)])
         .await
         .map_err(db_error)?;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::listing;
 use super::{Backend, Conn, db_error};
 use crate::Result;
 use crate::clock::from_us;
@@ -85,18 +86,18 @@ pub async fn count_live(c: &mut Conn, account_id: &str) -> Result<i64> {
         .map_err(db_error)
 }
 
-/// One page of an account's live webhooks, oldest first.
+/// One page of an account's live webhooks, newest first.
 pub async fn list(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Webhook>> {
-    let rows = sqlx::query(AssertSqlSafe(format!(
+    let q = sqlx::query(AssertSqlSafe(format!(
         "SELECT {WEBHOOK_COLUMNS} FROM webhooks
-         WHERE account_id = $1 AND deleted_at IS NULL AND id > $2 ORDER BY id LIMIT $3"
+         WHERE account_id = $1 AND deleted_at IS NULL{}",
+        listing::newest_first("", 2)
     )))
-    .bind(account_id)
-    .bind(&page.after)
-    .bind(page.fetch_limit())
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+    .bind(account_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter().map(webhook).collect()
 }
 
@@ -154,20 +155,20 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
 }
 
-/// One page of a webhook's deliveries, oldest first.
+/// One page of a webhook's deliveries, newest first.
 pub async fn deliveries(c: &mut Conn, webhook_id: &str, page: &Page) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(
+    let q = sqlx::query(AssertSqlSafe(format!(
         "SELECT d.id, d.event_id, e.type, d.status, d.attempts, d.last_status, d.last_error,
                 d.next_attempt_at, d.delivered_at, d.created_at
          FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.webhook_id = $1 AND d.id > $2 ORDER BY d.id LIMIT $3",
-    )
-    .bind(webhook_id)
-    .bind(&page.after)
-    .bind(page.fetch_limit())
-    .fetch_all(&mut *c)
-    .await
-    .map_err(db_error)?;
+         WHERE d.webhook_id = $1{}",
+        listing::newest_first("d.", 2)
+    )))
+    .bind(webhook_id);
+    let rows = listing::bind(q, page)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .map(|r| {
             let status: String = r.try_get("status").map_err(db_error)?;

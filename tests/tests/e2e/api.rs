@@ -63,7 +63,7 @@ both_backends! {
                 None => break,
             }
         }
-        assert_eq!(seen, (0..5).map(|i| format!("Team {i}")).collect::<Vec<_>>());
+        assert_eq!(seen, (0..5).rev().map(|i| format!("Team {i}")).collect::<Vec<_>>(), "newest first");
         app.get(&format!("{path}?limit=1001"), &parent.key).await.expect_problem(422, "validation_failed");
         app.get(&format!("{path}?limit=0"), &parent.key).await.expect_problem(422, "validation_failed");
         app.get(&format!("{path}?cursor=%%%"), &parent.key).await.expect_problem(422, "validation_failed");

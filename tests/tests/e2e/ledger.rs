@@ -235,6 +235,10 @@ both_backends! {
 
     async fn a_parent_admin_tops_up_its_own_prepaid_account(app) {
         let parent = prepaid(&app, "acme.example", "enterprise", "10").await;
+        // Off until the operator enables it for this parent: no payment is taken.
+        app.post(&format!("/v1/accounts/{}/topups", parent.id), &parent.key, json!({"amount": "1"})).await.expect_problem(403, "feature_not_enabled");
+        let changed = app.op_patch(&format!("/v1/operator/accounts/{}", parent.id), json!({"self_topups_enabled": true})).await.expect(200);
+        assert_eq!(changed["self_topups_enabled"], true);
         let moved = app.post(&format!("/v1/accounts/{}/topups", parent.id), &parent.key, json!({"amount": "15.25"})).await.expect(201);
         assert_eq!(moved["kind"], "topup");
         assert_eq!(moved["balance_after"], "25.25");
@@ -242,10 +246,15 @@ both_backends! {
         let advanced = app.member(&parent.key, &parent.id, "adv@acme.example", "advanced").await;
         app.post(&format!("/v1/accounts/{}/topups", parent.id), &advanced, json!({"amount": "1"})).await.expect_problem(403, "policy_denied");
         let postpaid = postpaid(&app, "post.example", "100").await;
+        app.op_patch(&format!("/v1/operator/accounts/{}", postpaid.id), json!({"self_topups_enabled": true})).await.expect(200);
         app.post(&format!("/v1/accounts/{}/topups", postpaid.id), &postpaid.key, json!({"amount": "1"})).await.expect_problem(409, "conflict");
         let statement = app.get(&format!("/v1/accounts/{}/transactions", parent.id), &parent.key).await.expect(200);
-        let last = statement["data"].as_array().unwrap().last().unwrap().clone();
-        assert_eq!((last["kind"].as_str(), last["amount"].as_str(), last["balance_after"].as_str()), (Some("topup"), Some("15.25"), Some("25.25")));
+        // Newest first, from the parent's side: money in, its balance after.
+        let newest = statement["data"][0].clone();
+        assert_eq!((newest["kind"].as_str(), newest["amount"].as_str(), newest["balance_after"].as_str()), (Some("topup"), Some("15.25"), Some("25.25")));
+        assert_eq!((newest["direction"].as_str(), newest["signed_amount"].as_str()), (Some("in"), Some("15.25")));
+        app.op_patch(&format!("/v1/operator/accounts/{}", parent.id), json!({"self_topups_enabled": false})).await.expect(200);
+        app.post(&format!("/v1/accounts/{}/topups", parent.id), &parent.key, json!({"amount": "1"})).await.expect_problem(403, "feature_not_enabled");
         app.assert_ledger_balanced().await;
     }
 
