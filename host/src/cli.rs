@@ -10,11 +10,15 @@ use crate::ops::Settings;
 use crate::policy::{DefaultsRuntime, Hook, Policy, rhai_script::RhaiPolicy, wasm::WasmPolicy};
 use crate::server::{Config, Host, shutdown_signal};
 
+mod operator;
+mod usage;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "canopy",
     version,
-    about = "Sub-account engine for communications platforms"
+    about = "Sub-account engine for communications platforms",
+    after_help = "Each command's flags: `canopy <COMMAND> --help`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,6 +32,9 @@ enum Command {
     /// Work with policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The operator's chores from a shell, on the database.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +119,7 @@ enum PolicyCommand {
         /// A Rhai script, or a Wasm component (`.wasm`).
         file: PathBuf,
         /// authorize, subaccount.validate, visibility or cascade.
-        #[arg(long)]
+        #[arg(long, value_parser = usage::HOOKS)]
         hook: String,
         /// An input document (JSON); default: the hook's built-in samples.
         #[arg(long)]
@@ -127,15 +134,14 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ")
-                .to_string();
-            eprintln!("canopy: {first} (see `canopy --help`)");
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let command = usage::command_path(&<Cli as clap::CommandFactory>::command(), &args);
+            eprintln!("canopy: {}", usage::one_line(&e.to_string(), &command));
             return ExitCode::from(2);
         }
     };
@@ -144,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { file, hook, input }) => {
             policy_check(&file, &hook, input.as_deref())
         }
+        Command::Operator(command) => operator::run(command),
     }
 }
 
@@ -157,6 +164,7 @@ fn run_serve(serve: Serve) -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("CANOPY_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(usage::colour_on_stderr())
         .with_writer(std::io::stderr);
     if serve.log_format == "json" {
         builder.json().init();
