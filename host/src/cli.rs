@@ -46,6 +46,7 @@ struct Serve {
     #[arg(
         long,
         env = "CANOPY_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://canopy.db"
     )]
     database_url: String,

@@ -228,6 +228,17 @@ fn command_line_errors_name_the_flag_the_values_and_the_commands_help() {
         assert!(err.contains(value), "{value} listed: {err}");
     }
 
+    // Help never shows a database URL's password from the environment.
+    for command in [
+        &["serve", "--help"][..],
+        &["operator", "ledger-check", "--help"],
+    ] {
+        let (code, out, _) =
+            run(canopy(command).env("CANOPY_DATABASE_URL", "postgres://u:hunter2@db/canopy"));
+        assert_eq!(code, 0);
+        assert!(!out.contains("hunter2"), "{out}");
+    }
+
     let (code, _, err) = run(&mut canopy(&[
         "operator",
         "create-parent",

@@ -27,6 +27,7 @@ pub struct Database {
     #[arg(
         long,
         env = "CANOPY_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://canopy.db"
     )]
     database_url: String,
