@@ -42,14 +42,8 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, env = "CANOPY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// sqlite://FILE (created if missing) or postgres://...
-    #[arg(
-        long,
-        env = "CANOPY_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "sqlite://canopy.db"
-    )]
-    database_url: String,
+    #[command(flatten)]
+    database: operator::Database,
     /// The operator's bearer token; generated and printed once if unset.
     #[arg(long, env = "CANOPY_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
@@ -189,7 +183,7 @@ fn run_serve(serve: Serve) -> ExitCode {
             None => None,
         };
         let config = Config {
-            database_url: serve.database_url.clone(),
+            database_url: serve.database.database_url.clone(),
             operator_token: serve.operator_token.clone().filter(|t| !t.is_empty()),
             policies_dir: serve.policies.clone(),
             test_clock: serve.test_clock,
@@ -216,12 +210,9 @@ fn run_serve(serve: Serve) -> ExitCode {
             } else {
                 DefaultsRuntime::Rhai
             },
-            wasm_cache: Some(
-                serve
-                    .wasm_cache
-                    .clone()
-                    .unwrap_or_else(|| crate::policy::wasm_cache::default_dir(&serve.database_url)),
-            ),
+            wasm_cache: Some(serve.wasm_cache.clone().unwrap_or_else(|| {
+                crate::policy::wasm_cache::default_dir(&serve.database.database_url)
+            })),
         };
         let host = match Host::open(config).await {
             Ok(h) => h,

@@ -23,14 +23,14 @@ use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Database {
-    /// sqlite://FILE or postgres://... (the database the hosts serve).
+    /// sqlite://FILE (created if missing) or postgres://...
     #[arg(
         long,
         env = "CANOPY_DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://canopy.db"
     )]
-    database_url: String,
+    pub database_url: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
