@@ -12,12 +12,15 @@ use crate::server::{Config, Host, shutdown_signal};
 
 mod policy;
 use policy::PolicyCommand;
+mod operator;
+mod usage;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "canopy",
     version,
-    about = "Sub-account engine for communications platforms"
+    about = "Sub-account engine for communications platforms",
+    after_help = "Each command's flags: `canopy <COMMAND> --help`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +34,9 @@ enum Command {
     /// Work with policies offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The operator's chores from a shell, on the database.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,13 +44,8 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, env = "CANOPY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// sqlite://FILE (created if missing) or postgres://...
-    #[arg(
-        long,
-        env = "CANOPY_DATABASE_URL",
-        default_value = "sqlite://canopy.db"
-    )]
-    database_url: String,
+    #[command(flatten)]
+    database: operator::Database,
     /// The operator's bearer token; generated and printed once if unset.
     #[arg(long, env = "CANOPY_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
@@ -115,21 +116,21 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ")
-                .to_string();
-            eprintln!("canopy: {first} (see `canopy --help`)");
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let command = usage::command_path(&<Cli as clap::CommandFactory>::command(), &args);
+            eprintln!("canopy: {}", usage::one_line(&e.to_string(), &command));
             return ExitCode::from(2);
         }
     };
     match cli.command {
         Command::Serve(serve) => run_serve(*serve),
         Command::Policy(command) => policy::run(command),
+        Command::Operator(command) => operator::run(command),
     }
 }
 
@@ -143,6 +144,7 @@ fn run_serve(serve: Serve) -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("CANOPY_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(usage::colour_on_stderr())
         .with_writer(std::io::stderr);
     if serve.log_format == "json" {
         builder.json().init();
@@ -166,7 +168,7 @@ fn run_serve(serve: Serve) -> ExitCode {
             None => None,
         };
         let config = Config {
-            database_url: serve.database_url.clone(),
+            database_url: serve.database.database_url.clone(),
             operator_token: serve.operator_token.clone().filter(|t| !t.is_empty()),
             policies_dir: serve.policies.clone(),
             test_clock: serve.test_clock,
@@ -193,12 +195,9 @@ fn run_serve(serve: Serve) -> ExitCode {
             } else {
                 DefaultsRuntime::Rhai
             },
-            wasm_cache: Some(
-                serve
-                    .wasm_cache
-                    .clone()
-                    .unwrap_or_else(|| crate::policy::wasm_cache::default_dir(&serve.database_url)),
-            ),
+            wasm_cache: Some(serve.wasm_cache.clone().unwrap_or_else(|| {
+                crate::policy::wasm_cache::default_dir(&serve.database.database_url)
+            })),
         };
         let host = match Host::open(config).await {
             Ok(h) => h,

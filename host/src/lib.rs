@@ -18,6 +18,7 @@ pub mod crashpoint;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod secrets;

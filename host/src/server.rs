@@ -51,8 +51,13 @@ pub struct Host {
     pub test_clock: bool,
     /// Set when this start generated the operator token: show it once.
     pub generated_operator_token: Option<String>,
+    /// The operator token is the stored one (no `--operator-token`), so a
+    /// rotation in the database replaces it on this host too.
+    follows_stored_token: bool,
     mailer: Option<Mailer>,
     decisions: mpsc::Receiver<decision::Record>,
+    /// What `/metrics` shows; the decision log counts into it too.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Host {
@@ -66,7 +71,9 @@ impl Host {
             config.settings.breaker_failures,
             config.settings.breaker_cool_down,
         );
-        let at = |e: store::StoreError| format!("{e} (database {})", redact(&config.database_url));
+        let at = |e: store::StoreError| {
+            format!("{e} (database {})", store::redact_url(&config.database_url))
+        };
         let mailer = config.smtp.as_ref().map(Mailer::new).transpose()?;
         let store = Store::connect(&config.database_url).await.map_err(at)?;
         let mut settings = config.settings;
@@ -80,14 +87,15 @@ impl Host {
                 .map_err(|e| format!("cannot settle the operator token: {e}"))?;
         let clock = Arc::new(Clock::default());
         policies.use_clock(clock.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let (log, decisions) = DecisionLog::new(clock.clone());
-        policies.log_decisions(log);
+        policies.log_decisions(log.counted_in(metrics.clone()));
         let canopy = Canopy {
             store,
             policies,
             clock,
             settings,
-            operator_token_hash,
+            operator_token_hash: std::sync::RwLock::new(operator_token_hash),
             logins: Default::default(),
         };
         canopy
@@ -101,8 +109,10 @@ impl Host {
             canopy: Arc::new(canopy),
             test_clock: config.test_clock,
             generated_operator_token,
+            follows_stored_token: config.operator_token.is_none(),
             mailer,
             decisions,
+            metrics,
         })
     }
 
@@ -113,7 +123,8 @@ impl Host {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = crate::http::router(self.canopy.clone(), self.test_clock);
+        let router =
+            crate::http::router(self.canopy.clone(), self.metrics.clone(), self.test_clock);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let writer = tokio::spawn(write_decisions(
             self.canopy.clone(),
@@ -129,6 +140,9 @@ impl Host {
             tokio::spawn(crate::ops::campaigns::run_campaigns(self.canopy.clone())),
             tokio::spawn(crate::ops::webhooks::run_webhooks(self.canopy.clone())),
         ];
+        if self.follows_stored_token {
+            background.push(tokio::spawn(follow_operator_token(self.canopy.clone())));
+        }
         if let Some(mailer) = self.mailer {
             background.push(tokio::spawn(deliver_forever(self.canopy.clone(), mailer)));
         }
@@ -239,6 +253,50 @@ async fn operator_token(
     } else {
         (stored, None)
     })
+}
+
+/// Replaces the stored operator token with a new one and returns it (shown
+/// once). Hosts that took their token from the database follow within a
+/// poll; hosts started with `--operator-token` keep theirs.
+pub async fn rotate_operator_token(store: &Store) -> crate::Result<String> {
+    let token = new_secret("cop");
+    let mut tx = store.begin().await?;
+    store::settings::put(
+        &mut tx,
+        OPERATOR_TOKEN_SETTING,
+        &sha256_hex(token.as_bytes()),
+    )
+    .await?;
+    tx.commit().await.map_err(store::db_error)?;
+    Ok(token)
+}
+
+/// Takes up a rotated operator token (every `policy_poll`).
+async fn follow_operator_token(canopy: Arc<Canopy>) {
+    let mut every = tokio::time::interval(canopy.settings.policy_poll);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let stored = async {
+            let mut c = canopy.store.reader().await?;
+            store::settings::get(&mut c, OPERATOR_TOKEN_SETTING).await
+        }
+        .await;
+        match stored {
+            Ok(Some(hash)) => {
+                let mut current = canopy
+                    .operator_token_hash
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                if *current != hash {
+                    tracing::info!("the operator token was rotated; the new one is in force");
+                    *current = hash;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the operator token failed"),
+        }
+    }
 }
 
 async fn purge_loop(canopy: Arc<Canopy>) {
@@ -376,16 +434,6 @@ fn default_data_key(database_url: &str) -> Result<Option<crate::secrets::DataKey
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
             Ok(Some(DataKey::from_bytes(key)))
         }
-    }
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }
 

@@ -59,6 +59,17 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::start_to(url, token, args, env, Stdio::null())
+    }
+
+    /// Starts like [`Server::start_with`], its log (stderr) going to `stderr`.
+    pub fn start_to(
+        url: &str,
+        token: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let port = free_port();
         let mut cmd = canopy(&[
             "serve",
@@ -74,11 +85,7 @@ impl Server {
         if let Some(t) = token {
             cmd.env("CANOPY_OPERATOR_TOKEN", t);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -105,6 +112,16 @@ impl Server {
             base,
             stdout_first_line,
         }
+    }
+
+    /// The operator token a first start printed (the last word of its line).
+    pub fn printed_token(&self) -> String {
+        self.stdout_first_line
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     pub fn sigterm(mut self) -> std::process::ExitStatus {

@@ -17,7 +17,7 @@ pub enum PolicyCommand {
         /// A Rhai script, or a Wasm component (`.wasm`).
         file: PathBuf,
         /// authorize, subaccount.validate, visibility or cascade.
-        #[arg(long)]
+        #[arg(long, value_parser = super::usage::HOOKS)]
         hook: String,
         /// One input document (a JSON object); default: the hook's built-in
         /// samples.

@@ -27,6 +27,10 @@ pub struct Problem {
     pub errors: Option<Vec<FieldError>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
+    /// The request's `X-Request-Id` (the client's, or one the server made),
+    /// to quote when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 fn title(code: &str) -> &'static str {
@@ -70,6 +74,7 @@ impl IntoResponse for Error {
             code: code.to_string(),
             errors,
             policy,
+            request_id: super::request_id(),
         };
         let mut response = (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

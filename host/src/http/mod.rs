@@ -17,6 +17,7 @@ mod membership;
 mod merges;
 mod money;
 mod openapi;
+mod observe;
 mod operations;
 mod operator;
 mod params;
@@ -38,9 +39,10 @@ use axum::middleware;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use crate::metrics::Metrics;
 pub use error::Problem;
 pub use extract::parse_json;
-pub use system::Metrics;
+pub use observe::request_id;
 
 use crate::ops::Canopy;
 
@@ -108,18 +110,19 @@ pub fn openapi_json() -> String {
     openapi::document(&api().1)
 }
 
-pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
+pub fn router(canopy: Arc<Canopy>, metrics: Arc<Metrics>, test_clock: bool) -> Router {
     let (routes, openapi) = api();
     let known_queries = Arc::new(params::KnownQueries::from_openapi(&openapi));
     let state = AppState {
         canopy,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         test_clock,
         openapi: Arc::new(openapi::document(&openapi)),
     };
     // Idempotency wraps each matched route, so it knows the route and its
     // decoded parameters; outside it, query parameters the route does not
-    // take are refused.
+    // take are refused. Every route notes its template for the access log
+    // and the metrics (`observe`).
     routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -127,11 +130,14 @@ pub fn router(canopy: Arc<Canopy>, test_clock: bool) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(known_queries, params::layer))
         .merge(system::unlisted())
+        .route_layer(middleware::from_fn(observe::tag_route))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(middleware::from_fn_with_state(state.clone(), system::count))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .layer(middleware::from_fn(system::headers))
         .with_state(state)
 }

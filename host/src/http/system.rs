@@ -1,9 +1,5 @@
 //! Health, readiness, metrics, the OpenAPI document and the docs page.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Instant;
-
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -59,48 +55,9 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
     }
 }
 
-/// Request counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// (method, status) -> (count, total seconds)
-    requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
-}
-
-pub async fn count(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut requests = s.metrics.requests.lock().unwrap_or_else(|e| e.into_inner());
-    let entry = requests
-        .entry((method, response.status().as_u16()))
-        .or_default();
-    entry.0 += 1;
-    entry.1 += elapsed;
-    response
-}
-
 async fn metrics(State(s): State<AppState>) -> Response {
-    let mut out = String::from(
-        "# HELP canopy_http_requests_total HTTP requests answered.\n# TYPE canopy_http_requests_total counter\n",
-    );
-    let requests = s
-        .metrics
-        .requests
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    for ((method, status), (n, _)) in &requests {
-        out.push_str(&format!(
-            "canopy_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}\n"
-        ));
-    }
-    out.push_str("# HELP canopy_http_request_seconds_sum Time spent answering requests.\n# TYPE canopy_http_request_seconds_sum counter\n");
-    for ((method, status), (_, secs)) in &requests {
-        out.push_str(&format!(
-            "canopy_http_request_seconds_sum{{method=\"{method}\",status=\"{status}\"}} {secs:.6}\n"
-        ));
-    }
+    let mut out = s.metrics.render();
+    out.push_str(&s.metrics.gauges(&s.canopy.store).await);
     let policies = &s.canopy.policies;
     out.push_str(&format!(
         "# HELP canopy_decisions_dropped_total Decisions not logged because the log's queue was full.\n# TYPE canopy_decisions_dropped_total counter\ncanopy_decisions_dropped_total {}\n",

@@ -86,7 +86,12 @@ impl Canopy {
     /// Resolves a bearer token to its principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let hash = sha256_hex(token.as_bytes());
-        if hashes_equal(&hash, &self.operator_token_hash) {
+        let operator = self
+            .operator_token_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if hashes_equal(&hash, &operator) {
             return Ok(Principal::Operator);
         }
         let mut c = self.store.reader().await?;

@@ -122,8 +122,9 @@ pub struct Canopy {
     pub policies: Policies,
     pub clock: Arc<Clock>,
     pub settings: Settings,
-    /// SHA-256 of the operator token.
-    pub(crate) operator_token_hash: String,
+    /// SHA-256 of the operator token (replaced when `canopy operator
+    /// rotate-token` stores a new one and this host follows the database).
+    pub(crate) operator_token_hash: std::sync::RwLock<String>,
     /// Recent login attempts on this host.
     pub(crate) logins: login::LoginLimiter,
 }

@@ -114,6 +114,8 @@ pub struct DecisionLog {
     queue: mpsc::Sender<Record>,
     clock: Arc<Clock>,
     dropped: AtomicU64,
+    /// Counts every decision for `/metrics`.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl DecisionLog {
@@ -124,12 +126,22 @@ impl DecisionLog {
             queue,
             clock,
             dropped: AtomicU64::new(0),
+            metrics: None,
         };
         (log, rx)
     }
 
+    /// Counts each decision in `metrics` as it is recorded.
+    pub fn counted_in(mut self, metrics: Arc<crate::metrics::Metrics>) -> DecisionLog {
+        self.metrics = Some(metrics);
+        self
+    }
+
     pub fn record(&self, mut record: Record) {
         record.created_at_us = self.clock.now_us();
+        if let Some(metrics) = &self.metrics {
+            metrics.decision(&record);
+        }
         if self.queue.try_send(record).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {

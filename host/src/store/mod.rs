@@ -19,6 +19,7 @@ pub mod conversations;
 pub mod credentials;
 pub mod decisions;
 pub mod events;
+pub mod gauges;
 pub mod group_commit;
 pub mod idempotency;
 pub mod ledger;
@@ -51,6 +52,10 @@ const SQLITE_READERS_MAX: u32 = 4;
 const POSTGRES_CONNECTIONS_MAX: u32 = 16;
 /// How long a request waits for a connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start-up waits for the first PostgreSQL connection: a server
+/// that refuses or does not answer is reported at once, not after the
+/// pool's acquire timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an SQLite writer waits for another process's lock.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
@@ -90,7 +95,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let unreachable = |e: sqlx::Error| StoreError::Unreachable(e.to_string());
         match backend {
@@ -128,6 +133,7 @@ impl Store {
                 })
             }
             Backend::Postgres => {
+                first_connection(url).await?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(POSTGRES_CONNECTIONS_MAX)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -416,6 +422,36 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
             .map(str::to_string)
             .unwrap_or_else(|| db.message().to_string()),
     )
+}
+
+/// Opens and closes one PostgreSQL connection within [`CONNECT_TIMEOUT`], so
+/// an unreachable server is named in seconds ("connection refused").
+async fn first_connection(url: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) if e.to_string().to_lowercase().contains("connection refused") => Err(
+            StoreError::Unreachable("connection refused: is PostgreSQL running there?".into()),
+        ),
+        Ok(Err(e)) => Err(StoreError::Unreachable(e.to_string())),
+        Err(_) => Err(StoreError::Unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// A database URL without its user and password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ both_backends! {
         let docs = app.request(Method::GET, "/docs", None, None).await.expect(200);
         assert!(docs.as_str().unwrap().contains("<rapi-doc spec-url=\"/openapi.json\""));
         let metrics = app.request(Method::GET, "/metrics", None, None).await.expect(200);
-        assert!(metrics.as_str().unwrap().contains("canopy_http_requests_total{method=\"GET\",status=\"200\"}"));
+        assert!(metrics.as_str().unwrap().contains("canopy_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"));
         assert!(metrics.as_str().unwrap().contains("canopy_decisions_dropped_total 0"));
         assert!(metrics.as_str().unwrap().contains("canopy_policy_generation "));
         app.request(Method::GET, "/v1/nowhere", None, None).await.expect_problem(404, "not_found");

@@ -19,6 +19,7 @@ mod lists;
 mod membership;
 mod merges;
 mod openapi;
+mod operating;
 mod operations;
 mod policies;
 mod policy_canary;

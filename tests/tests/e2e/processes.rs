@@ -97,13 +97,7 @@ async fn first_start_prints_the_operator_token_once_and_sigterm_stops_cleanly() 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let server = Server::start(&url, None);
-    let token = server
-        .stdout_first_line
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = server.printed_token();
     assert!(token.starts_with("cop_"), "{}", server.stdout_first_line);
     let client = reqwest::Client::new();
     let ok = client
