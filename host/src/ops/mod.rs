@@ -261,6 +261,9 @@ mod page_tests {
             "2026-10"
         );
         let broken = Page::newest_first("x:acct_b".into(), 10, None, None).unwrap();
-        assert_eq!((broken.before_us, broken.before_id.as_str()), (first.before_us, ""));
+        assert_eq!(
+            (broken.before_us, broken.before_id.as_str()),
+            (first.before_us, "")
+        );
     }
 }

@@ -55,15 +55,27 @@ mod tests {
 
     #[test]
     fn basic_users_send_in_business_hours_only() {
-        assert_eq!(send("basic", "2026-03-02T08:00:00+01:00")["decision"], "allow");
-        assert_eq!(send("basic", "2026-03-02T17:59:59+01:00")["decision"], "allow");
+        assert_eq!(
+            send("basic", "2026-03-02T08:00:00+01:00")["decision"],
+            "allow"
+        );
+        assert_eq!(
+            send("basic", "2026-03-02T17:59:59+01:00")["decision"],
+            "allow"
+        );
         let late = send("basic", "2026-03-02T18:00:00+01:00");
         assert_eq!(late["decision"], "deny");
         assert_eq!(
             late["reason"],
             "basic users may send only from 08:00 to 18:00 in Europe/Rome; it is 18:00 there"
         );
-        assert_eq!(send("basic", "2026-03-02T07:59:59+01:00")["decision"], "deny");
-        assert_eq!(send("advanced", "2026-03-02T23:00:00+01:00")["decision"], "allow");
+        assert_eq!(
+            send("basic", "2026-03-02T07:59:59+01:00")["decision"],
+            "deny"
+        );
+        assert_eq!(
+            send("advanced", "2026-03-02T23:00:00+01:00")["decision"],
+            "allow"
+        );
     }
 }
