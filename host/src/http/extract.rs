@@ -363,14 +363,8 @@ impl Pagination {
                 format!("must be between 1 and {PAGE_LIMIT_MAX}"),
             ));
         }
-        if let (Some(a), Some(b)) = (self.created_after, self.created_before)
-            && a >= b
-        {
-            return Err(Error::invalid(
-                "created_after",
-                "must be earlier than `created_before`",
-            ));
-        }
+        // `created_after` at or past `created_before` is a window with no
+        // row in it: an empty page, as any other window that matches nothing.
         let bad_cursor = || {
             Error::invalid(
                 "cursor",

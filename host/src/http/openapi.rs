@@ -133,6 +133,16 @@ fn query_formats() -> Vec<(&'static str, &'static str, Value)> {
                 "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT
             }),
         ),
+        // Exports answer up to `EXPORT_ROWS_MAX` rows (later rows win).
+        (
+            "/export.csv",
+            "limit",
+            json!({
+                "type": "integer", "format": "int64",
+                "minimum": 1, "maximum": crate::ops::exports::EXPORT_ROWS_MAX,
+                "default": crate::ops::exports::EXPORT_ROWS_MAX
+            }),
+        ),
         // What `extract::cursor` gives: unpadded base64url.
         (
             "*",
@@ -162,6 +172,17 @@ fn query_formats() -> Vec<(&'static str, &'static str, Value)> {
                 "type": "string",
                 "pattern": format!("^[^\\s\\x00-\\x1f\\x7f-\\x9f]{{1,{TAG_LEN_MAX}}}$")
             }),
+        ),
+        // `operator::StatusFilter`: the sub-account searches.
+        (
+            "/subaccounts",
+            "name",
+            json!({"type": "string", "minLength": 1, "maxLength": super::operator::SEARCH_LEN_MAX}),
+        ),
+        (
+            "/subaccounts",
+            "external_id",
+            json!({"type": "string", "minLength": 1, "maxLength": super::operator::SEARCH_LEN_MAX}),
         ),
         (
             "/analytics",

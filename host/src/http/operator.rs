@@ -199,7 +199,7 @@ impl StatusFilter {
 }
 
 /// Longest `?name=` or `?external_id=` a sub-account search takes.
-const SEARCH_LEN_MAX: usize = 200;
+pub(crate) const SEARCH_LEN_MAX: usize = 200;
 
 /// A parent's sub-accounts, of every status.
 #[utoipa::path(get, path = "/v1/operator/accounts/{id}/subaccounts", tag = "operator", params(StatusFilter),

@@ -63,8 +63,9 @@ both_backends! {
         // Bad input is a problem naming the field.
         let bad = app.get(&format!("{path}?created_after=yesterday"), &parent.key).await.expect_problem(422, "validation_failed");
         assert_eq!(bad["errors"][0]["field"], "created_after", "{bad}");
-        let bad = app.get(&format!("{path}?created_after=2030-01-20T00:00:00Z&created_before=2030-01-10T00:00:00Z"), &parent.key).await.expect_problem(422, "validation_failed");
-        assert_eq!(bad["errors"][0]["field"], "created_after", "{bad}");
+        // A window that closes before it opens holds nothing.
+        let none = app.get(&format!("{path}?created_after=2030-01-20T00:00:00Z&created_before=2030-01-10T00:00:00Z"), &parent.key).await.expect(200);
+        assert!(ids(&none).is_empty(), "{none}");
         // A cursor this server did not give is a position too: the newest rows.
         let forged = app.get(&format!("{path}?cursor=bm90OmE6a2V5"), &parent.key).await.expect(200);
         assert_eq!(ids(&forged)[0], ids(&app.get(&path, &parent.key).await.expect(200))[0]);
