@@ -92,11 +92,33 @@ pub async fn tag_route(req: Request, next: Next) -> Response {
     response
 }
 
+/// The method as a metric label and log field: the methods HTTP defines,
+/// and `OTHER` for any other token a client sends (hyper takes methods of
+/// any length), so neither the label set nor a log line grows with input.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("OTHER", |(_, label)| label)
+}
+
 /// Outer layer: request id, access log line, metrics.
 pub async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = choose_request_id(req.headers());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
@@ -105,7 +127,7 @@ pub async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Res
         Some(m) => (m.route.as_str(), m.account.as_deref().unwrap_or("-")),
         None => (UNMATCHED, "-"),
     };
-    s.metrics.request(method.as_str(), route, status, took);
+    s.metrics.request(method, route, status, took);
     tracing::info!(
         target: "canopy::access",
         method = %method,

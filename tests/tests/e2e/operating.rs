@@ -25,6 +25,12 @@ both_backends! {
             app.get(&account, &parent.key).await.expect(200);
         }
         app.request(Method::GET, "/v1/nowhere", None, None).await.expect_problem(404, "not_found");
+        // Methods of the client's own invention share one label, however many.
+        for i in 0..3 {
+            let method = Method::from_bytes(format!("INVENTED{i}{}", "X".repeat(200)).as_bytes()).unwrap();
+            let status = reqwest::Client::new().request(method, format!("{}/v1/nowhere", app.base)).send().await.unwrap().status();
+            assert!(status.is_client_error(), "{status}");
+        }
         app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "10.00"}))
             .await
             .expect(201);
@@ -44,6 +50,9 @@ both_backends! {
         assert_eq!(at(r#"canopy_http_requests_total{method="GET",route="(unmatched)",status="404"}"#), 1.0);
         assert_eq!(at(r#"canopy_http_requests_total{method="PUT",route="/v1/accounts/{id}/offer",status="403"}"#), 1.0);
         assert!(!text.contains(&parent.id), "ids never become labels");
+        assert!(!text.contains("INVENTED"), "a client's method never becomes a label");
+        let other: f64 = text.lines().filter(|l| l.starts_with(r#"canopy_http_requests_total{method="OTHER""#)).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum();
+        assert_eq!(other, 3.0, "{text}");
 
         assert_eq!(at(r#"canopy_policy_decisions_total{hook="authorize",outcome="deny"}"#), 1.0);
         assert!(at(r#"canopy_policy_decisions_total{hook="authorize",outcome="allow"}"#) >= 3.0);
