@@ -162,6 +162,9 @@ impl Canopy {
         let actor = self.enter(principal, account_id).await?;
         self.authorize(&actor, "member.remove", &[]).await?;
         let mut tx = self.store.begin().await?;
+        // A removal and a demotion at once must not both see a second admin
+        // (`change_member_role` takes the same lock).
+        store::accounts::lock(&mut tx, account_id).await?;
         let role = store::credentials::membership_role(&mut tx, user_id, account_id)
             .await?
             .ok_or_else(|| Error::not_found("member", user_id))?;

@@ -56,6 +56,14 @@ impl Canopy {
         let current = store::credentials::membership_role(&mut tx, user_id, account_id)
             .await?
             .ok_or_else(|| Error::not_found("member", user_id))?;
+        // Nor can anyone change a member who outranks them.
+        if rank(current) > rank(actor.role) {
+            return Err(Error::Forbidden(format!(
+                "you are `{}` and cannot change the role of an `{}`",
+                actor.role.as_str(),
+                current.as_str()
+            )));
+        }
         if current == Role::Admin
             && role != Role::Admin
             && store::credentials::count_admins(&mut tx, account_id).await? <= 1
@@ -128,6 +136,13 @@ impl Canopy {
         let open = self
             .open_invitation(&mut tx, account_id, invitation_id, now_us)
             .await?;
+        if rank(open.role) > rank(actor.role) {
+            return Err(Error::Forbidden(format!(
+                "you are `{}` and cannot revoke an invitation as `{}`",
+                actor.role.as_str(),
+                open.role.as_str()
+            )));
+        }
         store::membership::revoke(&mut tx, &open.id, now_us).await?;
         tx.commit().await.map_err(store::db_error)?;
         Ok(())

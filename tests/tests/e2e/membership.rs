@@ -83,3 +83,60 @@ both_backends! {
         app.delete(&format!("/v1/accounts/{}/invitations/{second_id}", parent.id), &parent.key).await.expect_problem(404, "not_found");
     }
 }
+
+/// The shipped defaults with an `authorize` that allows everything, as an
+/// operator's `--policies` might: written once per test process.
+fn allow_all_defaults() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("canopy-allow-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in [
+            "subaccount_validate.rhai",
+            "visibility.rhai",
+            "cascade.rhai",
+        ] {
+            std::fs::write(
+                dir.join(file),
+                canopy_e2e::repo_file(&format!("policies/{file}")),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            dir.join("authorize.rhai"),
+            r#"fn evaluate(hook, input) { #{ decision: "allow" } }"#,
+        )
+        .unwrap();
+        dir
+    })
+    .clone()
+}
+
+both_backends! {
+    options = canopy_e2e::Options { policies_dir: Some(allow_all_defaults()), ..canopy_e2e::Options::default() };
+
+    async fn nobody_changes_or_revokes_above_their_own_role_whatever_the_policy_allows(app) {
+        let parent = app.parent("acme.example", "enterprise").await;
+        let members_path = format!("/v1/accounts/{}/members", parent.id);
+        app.member(&parent.key, &parent.id, "ann@acme.example", "admin").await;
+        let ada = app.member(&parent.key, &parent.id, "ada@acme.example", "advanced").await;
+        app.member(&parent.key, &parent.id, "bob@acme.example", "basic").await;
+        let members = app.get(&members_path, &parent.key).await.expect(200);
+        let ann = user_of(&members, "ann@acme.example");
+        let bob = user_of(&members, "bob@acme.example");
+
+        // The policy lets an advanced user manage members; the host still
+        // keeps it below its own rank, on both ends of a change.
+        let refused = app.patch(&format!("{members_path}/{ann}"), &ada, json!({"role": "basic"})).await.expect_problem(403, "forbidden");
+        assert!(refused["detail"].as_str().unwrap().contains("cannot change the role of an `admin`"), "{refused}");
+        app.patch(&format!("{members_path}/{bob}"), &ada, json!({"role": "admin"})).await.expect_problem(403, "forbidden");
+        let bob_now = app.patch(&format!("{members_path}/{bob}"), &ada, json!({"role": "advanced"})).await.expect(200);
+        assert_eq!(bob_now["role"], "advanced", "{bob_now}");
+
+        let invited = app.post(&members_path, &parent.key, json!({"email": "root@acme.example", "role": "admin"})).await.expect(201);
+        let id = invited["invitation"]["id"].as_str().unwrap();
+        let refused = app.delete(&format!("/v1/accounts/{}/invitations/{id}", parent.id), &ada).await.expect_problem(403, "forbidden");
+        assert!(refused["detail"].as_str().unwrap().contains("cannot revoke an invitation as `admin`"), "{refused}");
+        accept(&app, invited["invitation"]["token"].as_str().unwrap()).await.expect(200);
+    }
+}
