@@ -508,6 +508,9 @@ impl Canopy {
     ) -> Result<PolicyInfo> {
         let owner = self.policy_owner(principal, parent_id).await?;
         let mut tx = self.store.begin().await?;
+        // A promote and an activation at once: the second reads what the
+        // first wrote instead of overwriting it.
+        store::policies::lock(&mut tx, policy_id).await?;
         let policy = store::policies::get(&mut tx, owner.key(), policy_id)
             .await?
             .ok_or_else(|| Error::not_found("policy", policy_id))?;

@@ -446,17 +446,56 @@ async fn first_connection(url: &str) -> Result<(), StoreError> {
 
 /// A database URL without its user and password, for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
+            format!("{}://***{}", &base[..scheme], &base[at..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        // `?password=` (and `sslpassword`, `sslkey`, ...) carry secrets too.
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((name, _))
+                    if ["pass", "secret", "key", "token"]
+                        .iter()
+                        .any(|s| name.to_ascii_lowercase().contains(s)) =>
+                {
+                    format!("{name}=***")
+                }
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::renumber;
+
+    #[test]
+    fn redacted_urls_keep_no_password_in_userinfo_or_query() {
+        assert_eq!(
+            super::redact_url("mysql://app:hunter2@db:3306/c?password=x&sslmode=require"),
+            "mysql://***@db:3306/c?password=***&sslmode=require"
+        );
+        assert_eq!(
+            super::redact_url("postgres://h/c?user=a&PassWord=x&sslkey=/k"),
+            "postgres://h/c?user=a&PassWord=***&sslkey=***"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://canopy.db?mode=rwc"),
+            "sqlite://canopy.db?mode=rwc"
+        );
+    }
 
     #[test]
     fn sqlite_urls_name_their_file() {

@@ -77,6 +77,17 @@ pub async fn by_name(c: &mut Conn, owner: &str, name_key: &str) -> Result<Option
     row.as_ref().map(policy).transpose()
 }
 
+/// Locks a policy's row until the transaction ends (nothing if there is no
+/// such row), so that changes to which versions run are made one at a time.
+pub async fn lock(c: &mut Conn, id: &str) -> Result<()> {
+    sqlx::query("UPDATE policies SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 pub async fn get(c: &mut Conn, owner: &str, id: &str) -> Result<Option<PolicyRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE owner = $1 AND id = $2"
