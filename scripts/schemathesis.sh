@@ -29,7 +29,9 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" ||
 fi
 
 if [ -z "${CANOPY_BIN:-}" ]; then
-    cargo build --locked -p canopy --bin canopy
+    # Built in the one invocation the test suite needs anyway (features
+    # unified with the tests' dev-dependencies), so nothing builds twice.
+    cargo build --locked --bins --tests
     CANOPY_BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/canopy
 fi
 

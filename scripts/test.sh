@@ -35,7 +35,9 @@ for tool in curl jq; do
     fi
 done
 
-cargo build --locked -p canopy --bin canopy
+# The binary the process tests start, built with the tests in one invocation
+# (features unified with their dev-dependencies), so nothing builds twice.
+cargo build --locked --bins --tests
 # The suite, then one plain line over every test binary (cargo's own last
 # line is the doc-tests' and says little).
 log=$(mktemp)
