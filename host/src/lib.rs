@@ -3,6 +3,8 @@
 //! A tour of the code, in the order a request meets it:
 //! - [`http`]: routes, the caller extractor, problem+json errors,
 //!   idempotency; calls [`ops`] only.
+//! - [`console`]: the web console's HTML pages over the same [`ops`]
+//!   calls.
 //! - [`ops`]: one function per product operation; checks reach, calls the
 //!   policy hooks, opens the transaction.
 //! - [`policy`]: the policy interface, hook documents, the Rhai runtime.
@@ -14,6 +16,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod crashpoint;
 pub mod domain;
 pub mod error;

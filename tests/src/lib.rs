@@ -3,7 +3,9 @@
 //! typed client. Every scenario runs on both backends through
 //! [`both_backends!`].
 
+pub mod browser;
 pub mod campaigns;
+pub mod console;
 pub mod process;
 pub mod resources;
 pub mod sims;

@@ -12,7 +12,7 @@ mod exports;
 mod extract;
 mod idempotency;
 mod identity;
-mod members;
+pub(crate) mod members;
 mod membership;
 mod merges;
 mod money;
@@ -28,7 +28,7 @@ mod policy_versions;
 mod resources;
 mod sessions;
 mod system;
-mod views;
+pub(crate) mod views;
 mod webhooks;
 
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::metrics::Metrics;
 pub use error::Problem;
-pub use extract::parse_json;
+pub use extract::{Path, body_bytes, parse_json};
 pub use observe::request_id;
 
 use crate::ops::Canopy;
@@ -130,6 +130,7 @@ pub fn router(canopy: Arc<Canopy>, metrics: Arc<Metrics>, test_clock: bool) -> R
         ))
         .route_layer(middleware::from_fn_with_state(known_queries, params::layer))
         .merge(system::unlisted())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(observe::tag_route))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)

@@ -32,6 +32,7 @@ pub mod policy_versions;
 pub mod resources;
 pub mod retention;
 pub mod sessions;
+pub mod signin;
 pub mod status;
 pub mod subaccounts;
 pub mod webhooks;

@@ -80,3 +80,41 @@ pub async fn set_key_expiry(c: &mut Conn, key_id: &str, expires_at_us: Option<i6
         .map_err(db_error)?;
     Ok(())
 }
+
+/// Signs out the session whose token hashes to `token_hash` (the console's
+/// sign-out, which holds the token, not the session's id).
+pub async fn revoke_by_token(c: &mut Conn, token_hash: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(&mut *c)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The accounts a user's own credentials reach (accepted memberships), with
+/// the role in each, oldest membership first; at most `limit`.
+pub async fn accepted_memberships(
+    c: &mut Conn,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT account_id, role FROM memberships
+         WHERE user_id = $1 AND accepted_at IS NOT NULL
+         ORDER BY created_at, account_id LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("account_id").map_err(db_error)?,
+                r.try_get("role").map_err(db_error)?,
+            ))
+        })
+        .collect()
+}

@@ -11,143 +11,13 @@
 //! chromium-driver`; `.ci/run` installs them). Without them the test fails
 //! in CI and is skipped, loudly, elsewhere.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use canopy_e2e::browser::Browser;
 use canopy_e2e::{TestApp, both_backends};
-use serde_json::{Value, json};
 
 /// How long Chromium may take to load and render the reference.
 const RENDER_WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// Chromium and chromedriver, or `None` (after saying so) where they are
-/// missing outside CI.
-fn browser() -> Option<(PathBuf, PathBuf)> {
-    let chromium = find(&[
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]);
-    let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
-    match (chromium, driver) {
-        (Some(c), Some(d)) => Some((c, d)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!(
-                "chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)"
-            )
-        }
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED: the /docs page was NOT checked in a browser: chromium or chromedriver is missing \
-                 (apt-get install chromium chromium-driver) ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A chromedriver process and one headless Chromium session in it.
-struct Browser {
-    driver: tokio::process::Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
-}
-
-impl Browser {
-    async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = tokio::process::Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver answers"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1400,1000", "--hide-scrollbars"]
-            }
-        }}});
-        let created: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .expect("chromedriver makes a session")
-            .json()
-            .await
-            .unwrap();
-        let session = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a Chromium session: {created}"))
-            .to_string();
-        Browser {
-            driver,
-            base,
-            session,
-            http,
-        }
-    }
-
-    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut request = self.http.request(method, url);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let reply: Value = request
-            .send()
-            .await
-            .expect("chromedriver answers")
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            reply["value"]["error"].is_null(),
-            "WebDriver {path}: {reply}"
-        );
-        reply["value"].clone()
-    }
-
-    async fn script(&self, script: &str) -> Value {
-        self.command(
-            reqwest::Method::POST,
-            "/execute/sync",
-            json!({"script": script, "args": []}),
-        )
-        .await
-    }
-
-    async fn stop(mut self) {
-        let url = format!("{}/session/{}", self.base, self.session);
-        let _ = self.http.delete(url).send().await;
-        let _ = self.driver.kill().await;
-    }
-}
 
 /// What the rendered reference shows, read from RapiDoc's shadow DOM.
 const READ_PAGE: &str = r#"
@@ -217,17 +87,10 @@ async fn check_docs_page(app: TestApp) {
     );
     assert!(script.text().await.unwrap().contains("RapiDoc"));
 
-    let Some((chromium, chromedriver)) = browser() else {
+    let Some(browser) = Browser::open("the /docs page").await else {
         return;
     };
-    let browser = Browser::start(&chromium, &chromedriver).await;
-    browser
-        .command(
-            reqwest::Method::POST,
-            "/url",
-            json!({"url": format!("{}/docs", app.base)}),
-        )
-        .await;
+    browser.goto(&format!("{}/docs", app.base)).await;
     let started = Instant::now();
     let shown = loop {
         let shown = browser.script(READ_PAGE).await;
@@ -278,25 +141,8 @@ async fn check_docs_page(app: TestApp) {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let png = browser
-        .command(reqwest::Method::GET, "/screenshot", Value::Null)
-        .await;
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(png.as_str().expect("a base64 screenshot"))
-        .unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = if std::env::var_os("CANOPY_UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/api-docs.png")
-    } else {
-        let dir = root.join("target/screenshots");
-        std::fs::create_dir_all(&dir).expect("target/screenshots is made");
-        dir.join("api-docs.png")
-    };
-    // Both backends' runs write it: whole files only.
-    let part = out.with_extension(format!("png.{}", std::process::id()));
-    std::fs::write(&part, &png).expect("the screenshot is written");
-    std::fs::rename(&part, &out).expect("the screenshot is written");
+    // Docs pictures go to docs/ (and target/screenshots/ on a plain run).
+    browser.save_screenshot("api-docs.png").await;
     browser.stop().await;
 }
 

@@ -5,6 +5,7 @@
 mod api;
 mod billing;
 mod campaigns;
+mod console;
 mod docs_page;
 mod exactly_once;
 mod exports;

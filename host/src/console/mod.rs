@@ -1,0 +1,103 @@
+//! The web console at `/console`: HTML pages the host renders over the same
+//! `ops` calls as the API, so policies decide in the console exactly as in
+//! the API (a page never re-implements a rule). docs/CONSOLE.md describes
+//! it for people; this is the map:
+//!
+//! - `auth`: the sign-in cookie, the viewer, CSRF-checked forms.
+//! - `layout`: the page shell and navigation; `form`: fields and refusals.
+//! - `home`: sign-in and sign-out, the account switcher, an account's
+//!   overview.
+//! - `assets`: the stylesheet and the vendored htmx, served by the host.
+//!
+//! Every response carries [`layout::CSP`]: no inline script or style, no
+//! origin but the host's own.
+
+mod assets;
+mod auth;
+mod form;
+mod home;
+mod layout;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+
+use crate::Error;
+use crate::http::AppState;
+
+/// An error a page cannot show on its form: its own page (a lost sign-in
+/// goes back to the sign-in page).
+pub struct Failure(pub Error);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let (title, detail) = match &self.0 {
+            Error::Unauthenticated(_) => return auth::to_sign_in(),
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "console: internal error");
+                (
+                    "Something failed",
+                    "The server could not show this page; it was logged. Try again later."
+                        .to_string(),
+                )
+            }
+            Error::NotFound(_) => ("Not found", self.0.to_string()),
+            Error::Forbidden(_) | Error::PolicyDenied(_) => ("Not allowed", self.0.to_string()),
+            _ => ("Not done", self.0.to_string()),
+        };
+        layout::failure(status, title, &detail)
+    }
+}
+
+pub type Page = Result<Response, Failure>;
+
+/// Path parameters; one that does not parse is a page naming it.
+pub struct Params<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<AppState>
+    for Params<T>
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &AppState,
+    ) -> Result<Params<T>, Failure> {
+        crate::http::Path::<T>::from_request_parts(parts, s)
+            .await
+            .map(|crate::http::Path(v)| Params(v))
+            .map_err(Failure)
+    }
+}
+
+async fn headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(layout::CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// The console's routes, under `/console`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(home::router())
+        .merge(assets::router())
+        .layer(middleware::from_fn(auth::csrf_seed))
+        .layer(middleware::from_fn(headers))
+}
