@@ -35,6 +35,14 @@ for tool in curl jq; do
     fi
 done
 
+# The browser tests (the /docs page and the web console) drive Debian's
+# headless Chromium over chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "test.sh: installing chromium and chromium-driver"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } >/dev/null ||
+        { echo "test.sh: chromium is missing; install it (apt-get install chromium chromium-driver)" >&2; exit 1; }
+fi
+
 # The binary the process tests start, built with the tests in one invocation
 # (features unified with their dev-dependencies), so nothing builds twice.
 cargo build --locked --bins --tests

@@ -27,6 +27,16 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/accounts", get(switcher))
         .route("/console/accounts/{id}", get(overview))
+        .route("/console/{*rest}", axum::routing::any(not_found))
+}
+
+/// A console address that is no page: an HTML 404 (the API's are JSON).
+async fn not_found() -> Response {
+    layout::failure(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no console page at this address. Follow a link from the console's navigation.",
+    )
 }
 
 /// Where a signed-in user acts in `account_id`, or the page that says why
