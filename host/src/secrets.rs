@@ -251,6 +251,16 @@ impl DataKey {
         hex::encode(&hmac_sha256(&self.key[..], b"canopy data key id")[..4])
     }
 
+    /// A MAC of `message` under a key derived from this one for `purpose`
+    /// (so a MAC made for one purpose is worthless for another).
+    pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        let derived = hmac_sha256(
+            &self.key[..],
+            format!("canopy mac key\0{purpose}").as_bytes(),
+        );
+        hmac_sha256(&derived, message)
+    }
+
     /// Seals `plain` with XChaCha20-Poly1305 under a random nonce, bound
     /// to `context` (e.g. the row's id, so a sealed value cannot be moved
     /// to another row).

@@ -187,13 +187,14 @@ async fn operator_sign_in(
     match s.canopy.operator_pass(&f.token).await {
         Ok(pass) => Ok(signed_in(&parts.headers, &pass)),
         Err(e) => {
+            let wrong = matches!(e, crate::Error::Unauthenticated(_));
             let problems = Problems {
-                status: Some(StatusCode::UNAUTHORIZED),
+                status: StatusCode::from_u16(e.status()).ok(),
                 summary: Some(e.to_string()),
-                fields: vec![crate::error::FieldError::new(
-                    "token",
-                    "not the operator token",
-                )],
+                fields: wrong
+                    .then(|| crate::error::FieldError::new("token", "not the operator token"))
+                    .into_iter()
+                    .collect(),
             };
             let token = auth::csrf_token(&parts.extensions, &parts.headers);
             Ok(layout::respond(

@@ -3,7 +3,7 @@
 
 use super::{Canopy, Principal};
 use crate::domain::{Account, Role};
-use crate::secrets::{hashes_equal, hmac_sha256, sha256_hex};
+use crate::secrets::{hashes_equal, sha256_hex};
 use crate::store;
 use crate::{Error, Result};
 
@@ -22,20 +22,32 @@ pub struct Reachable {
 }
 
 impl Canopy {
-    fn operator_mac(&self, expires_us: i64) -> String {
-        let key = self
+    /// The pass's MAC: under the data key (which is not in the database,
+    /// so a copy of the database cannot forge a pass), over the current
+    /// token's hash (so a rotation ends every pass) and the expiry.
+    fn operator_mac(&self, expires_us: i64) -> Result<String> {
+        let key = self.settings.data_key.as_ref().ok_or_else(|| {
+            Error::FeatureNotEnabled(
+                "the operator's console sign-in needs a data key, and this host has none: start every host with the same --data-key (CANOPY_DATA_KEY, 64 hex digits)".into(),
+            )
+        })?;
+        let token_hash = self
             .operator_token_hash
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let message = format!("canopy console operator pass\0{expires_us}");
-        hex::encode(hmac_sha256(key.as_bytes(), message.as_bytes()))
+        let message = format!("{token_hash}\0{expires_us}");
+        Ok(hex::encode(
+            key.mac("console operator pass", message.as_bytes()),
+        ))
     }
 
-    /// Trades the operator token for a console pass: its expiry and a MAC
-    /// under the token's hash. The pass never holds the token, works on
-    /// every host, and dies with a rotated token or at its expiry.
+    /// Trades the operator token for a console pass: its expiry and a MAC.
+    /// The pass never holds the token, works on every host with the same
+    /// data key, and dies with a rotated token or at its expiry.
     pub async fn operator_pass(&self, token: &str) -> Result<String> {
+        // Refused before the token is even checked where no pass can be made.
+        self.operator_mac(0)?;
         match self.authenticate(token.trim()).await {
             Ok(Principal::Operator) => {}
             _ => {
@@ -47,7 +59,7 @@ impl Canopy {
         let expires_us = self.clock.now_us().saturating_add(OPERATOR_PASS_TTL_US);
         Ok(format!(
             "{PASS_PREFIX}{expires_us}.{}",
-            self.operator_mac(expires_us)
+            self.operator_mac(expires_us)?
         ))
     }
 
@@ -58,7 +70,8 @@ impl Canopy {
         if expires_us <= self.clock.now_us() {
             return None;
         }
-        hashes_equal(mac, &self.operator_mac(expires_us)).then_some(Principal::Operator)
+        let expected = self.operator_mac(expires_us).ok()?;
+        hashes_equal(mac, &expected).then_some(Principal::Operator)
     }
 
     /// Signs out the session holding `token`; unknown tokens are ignored.

@@ -77,6 +77,41 @@ both_backends! {
         assert_eq!(page.status, 403, "a pre-sign-in token does not sign out");
     }
 
+    async fn a_tampered_operator_pass_is_no_sign_in(app) {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        // Sign in without following the redirect, to read the pass.
+        let page = http.get(format!("{}/console/sign-in", app.base)).send().await.unwrap();
+        let seed = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let token = csrf_of(&page.text().await.unwrap()).unwrap();
+        let signed = http.post(format!("{}/console/sign-in/operator", app.base))
+            .header("cookie", &seed)
+            .form(&[("csrf", token.as_str()), ("token", app.operator_token.as_str())])
+            .send().await.unwrap();
+        let pass = signed.headers()["set-cookie"].to_str().unwrap()
+            .split(';').next().unwrap().trim_start_matches("canopy_console=").to_string();
+        let open = |pass: String| {
+            let http = http.clone();
+            let url = format!("{}/console/accounts", app.base);
+            async move {
+                http.get(url).header("cookie", format!("canopy_console={pass}")).send().await.unwrap()
+            }
+        };
+        // The pass works (the operator is sent to its own pages) ...
+        let ok = open(pass.clone()).await;
+        assert_eq!(ok.headers()["location"], "/console/operator");
+        // ... and a later expiry, or a changed MAC, is no sign-in.
+        let (expiry, mac) = pass.trim_start_matches("op1.").split_once('.').unwrap();
+        let later: i64 = expiry.parse::<i64>().unwrap() + 3_600_000_000;
+        for forged in [format!("op1.{later}.{mac}"), format!("op1.{expiry}.{}", "0".repeat(mac.len())), format!("op1.{expiry}")] {
+            let page = open(forged.clone()).await;
+            assert_eq!(page.headers()["location"], "/console/sign-in", "{forged} is refused");
+        }
+        // Past its expiry the pass is refused too.
+        app.set_clock("2100-01-01T00:00:00Z").await;
+        let page = open(pass).await;
+        assert_eq!(page.headers()["location"], "/console/sign-in");
+    }
+
     async fn wrong_credentials_say_so_on_the_form(app) {
         let console = Console::new(&app);
         let page = console.post("/console/sign-in", "/console/sign-in", &[("email", "nobody@example.com"), ("password", "not the password")]).await;
@@ -158,5 +193,21 @@ both_backends! {
         assert_eq!(overflow, serde_json::json!(true), "no sideways scrolling at phone width");
         browser.click_and_wait(".session button", "Platform operator").await;
         browser.stop().await;
+    }
+}
+
+both_backends! {
+    options = canopy_e2e::Options { no_data_key: true, ..Default::default() };
+    async fn without_a_data_key_the_operator_cannot_sign_in_to_the_console(app) {
+        let console = Console::new(&app);
+        let page = console.post("/console/sign-in", "/console/sign-in/operator", &[("token", &app.operator_token)]).await;
+        match app.backend {
+            // SQLite hosts keep their data key in a file beside the database.
+            canopy_e2e::Backend::Sqlite => assert!(page.url.ends_with("/console/operator"), "{}", page.url),
+            canopy_e2e::Backend::Postgres => {
+                assert_eq!(page.status, 403, "{}", page.html);
+                assert!(page.html.contains("--data-key"), "the page says how to fix it: {}", page.html);
+            }
+        }
     }
 }

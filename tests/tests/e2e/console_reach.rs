@@ -36,7 +36,11 @@ async fn crawl(console: &Console) -> Vec<(String, String)> {
         }
         let page = console.get(&path).await;
         // A link the console shows leads to a page that works.
-        assert_eq!(page.status, 200, "{path} (linked from the console): {}", page.html);
+        assert_eq!(
+            page.status, 200,
+            "{path} (linked from the console): {}",
+            page.html
+        );
         let path = page
             .url
             .strip_prefix(&console.base)
@@ -53,27 +57,49 @@ async fn crawl(console: &Console) -> Vec<(String, String)> {
 /// member, an API key, a message, lines.
 async fn tree(app: &TestApp, domain: &str, module: &str) -> (Parent, String, Vec<String>) {
     let parent = app.parent(domain, module).await;
-    app.op_post(&format!("/v1/operator/accounts/{}/topups", parent.id), json!({"amount": "50.00"}))
-        .await
-        .expect(201);
+    app.op_post(
+        &format!("/v1/operator/accounts/{}/topups", parent.id),
+        json!({"amount": "50.00"}),
+    )
+    .await
+    .expect(201);
     let email = admin_of(app, &parent, domain).await;
     let mut subs = Vec::new();
     for name in ["North", "South"] {
         let sub = app
-            .try_sub(&parent, &format!("{name} {domain}"), &format!("{}@{domain}", name.to_lowercase()),
-                json!({"credit": {"mode": "assigned_budget"}}))
+            .try_sub(
+                &parent,
+                &format!("{name} {domain}"),
+                &format!("{}@{domain}", name.to_lowercase()),
+                json!({"credit": {"mode": "assigned_budget"}}),
+            )
             .await
             .expect(201);
         let id = sub["id"].as_str().unwrap().to_string();
-        app.post(&format!("/v1/accounts/{id}/budget"), &parent.key, json!({"amount": "5"}))
-            .await
-            .expect(201);
-        subs.push(id);
-    }
-    user_in(app, &parent.key, &parent.id, &format!("colleague@{domain}"), "basic").await;
-    app.post(&format!("/v1/accounts/{}/api-keys", parent.id), &parent.key, json!({"name": format!("key of {domain}")}))
+        app.post(
+            &format!("/v1/accounts/{id}/budget"),
+            &parent.key,
+            json!({"amount": "5"}),
+        )
         .await
         .expect(201);
+        subs.push(id);
+    }
+    user_in(
+        app,
+        &parent.key,
+        &parent.id,
+        &format!("colleague@{domain}"),
+        "basic",
+    )
+    .await;
+    app.post(
+        &format!("/v1/accounts/{}/api-keys", parent.id),
+        &parent.key,
+        json!({"name": format!("key of {domain}")}),
+    )
+    .await
+    .expect(201);
     app.send(&subs[0], &parent.key).await;
     (parent, email, subs)
 }
