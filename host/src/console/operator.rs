@@ -82,7 +82,13 @@ fn only_operator(viewer: &Viewer) -> Result<(), Failure> {
     }
 }
 
-fn respond(viewer: &Viewer, status: StatusCode, section: &'static str, title: &str, body: Markup) -> Page {
+fn respond(
+    viewer: &Viewer,
+    status: StatusCode,
+    section: &'static str,
+    title: &str,
+    body: Markup,
+) -> Page {
     Ok(layout::respond(
         status,
         layout::page(Some(viewer), Place::Operator(section), title, body),
@@ -193,23 +199,30 @@ async fn parents_page(
     let search_problems = Problems::default();
     let (listed, search_problems) = match parent_filter(status, name) {
         Ok(filter) => {
-            let page = crate::ops::Page::newest_first(q.after.clone(), PARENTS_PER_PAGE, None, None)
-                .ok_or_else(|| Error::invalid("after", "is not a position this page gave"))?;
-            (Some(s.canopy.list_parents(&filter, &page).await?), search_problems)
+            let page =
+                crate::ops::Page::newest_first(q.after.clone(), PARENTS_PER_PAGE, None, None)
+                    .ok_or_else(|| Error::invalid("after", "is not a position this page gave"))?;
+            (
+                Some(s.canopy.list_parents(&filter, &page).await?),
+                search_problems,
+            )
         }
         Err(e) => (None, Problems::of(e)?),
     };
-    let older = listed.as_ref().and_then(|(p, _)| p.next_after.clone()).map(|after| {
-        let mut url = form_urlencoded::Serializer::new(String::new());
-        if let Some(n) = name {
-            url.append_pair("name", n);
-        }
-        if let Some(st) = status {
-            url.append_pair("status", st);
-        }
-        url.append_pair("after", &after);
-        format!("/console/operator?{}", url.finish())
-    });
+    let older = listed
+        .as_ref()
+        .and_then(|(p, _)| p.next_after.clone())
+        .map(|after| {
+            let mut url = form_urlencoded::Serializer::new(String::new());
+            if let Some(n) = name {
+                url.append_pair("name", n);
+            }
+            if let Some(st) = status {
+                url.append_pair("status", st);
+            }
+            url.append_pair("after", &after);
+            format!("/console/operator?{}", url.finish())
+        });
     let body = html! {
         section aria-labelledby="parents" {
             h2 #parents { "Find a parent account" }
@@ -270,7 +283,13 @@ async fn parents_page(
         }
         (create_form(viewer, form, problems))
     };
-    respond(viewer, problems.status(), "parents", "Parent accounts", body)
+    respond(
+        viewer,
+        problems.status(),
+        "parents",
+        "Parent accounts",
+        body,
+    )
 }
 
 fn modules_text(v: &AccountView) -> String {
@@ -284,14 +303,25 @@ fn modules_text(v: &AccountView) -> String {
 
 async fn parents(State(s): State<AppState>, viewer: Viewer, Query(q): Query<ParentsQuery>) -> Page {
     only_operator(&viewer)?;
-    parents_page(&s, &viewer, &q, &NewParentForm::default(), &Problems::default()).await
+    parents_page(
+        &s,
+        &viewer,
+        &q,
+        &NewParentForm::default(),
+        &Problems::default(),
+    )
+    .await
 }
 
 fn money_text(field: &str, text: &str) -> Result<MoneyText, Error> {
     MoneyText::parse(text.trim()).map_err(|e| Error::invalid(field, e.to_string()))
 }
 
-async fn create_parent(State(s): State<AppState>, viewer: Viewer, Form(f): Form<NewParentForm>) -> Page {
+async fn create_parent(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Form(f): Form<NewParentForm>,
+) -> Page {
     only_operator(&viewer)?;
     let limit = f.monthly_credit_limit.trim();
     let limit = if limit.is_empty() {
@@ -352,7 +382,13 @@ async fn create_parent(State(s): State<AppState>, viewer: Viewer, Form(f): Form<
             a href="/console/operator" { "Back to the parent accounts" }
         }
     };
-    respond(&viewer, StatusCode::CREATED, "parents", "Parent account created", body)
+    respond(
+        &viewer,
+        StatusCode::CREATED,
+        "parents",
+        "Parent account created",
+        body,
+    )
 }
 
 // One parent's settings.
@@ -399,7 +435,13 @@ fn checkbox(name: &str, label: &str, checked: bool) -> Markup {
     }
 }
 
-async fn parent_page(s: &AppState, viewer: &Viewer, id: &str, done: Option<&str>, refused: &Refused) -> Page {
+async fn parent_page(
+    s: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    done: Option<&str>,
+    refused: &Refused,
+) -> Page {
     let account = s.canopy.get_parent(id).await?;
     let view = s.canopy.parent_view(&account).await?;
     let v = AccountView::new(&account, &view);
@@ -420,7 +462,11 @@ async fn parent_page(s: &AppState, viewer: &Viewer, id: &str, done: Option<&str>
     let channels_p = refused.problems("channels");
     let limit_p = refused.problems("credit-limit");
     let topup_p = refused.problems("topup");
-    let module_value = refused.value("modules", "subaccount_module", v.subaccount_module.unwrap_or("enterprise"));
+    let module_value = refused.value(
+        "modules",
+        "subaccount_module",
+        v.subaccount_module.unwrap_or("enterprise"),
+    );
     let flag = |name: &str, current: Option<bool>| -> bool {
         if refused.form == "modules" {
             refused.values.contains_key(name)
@@ -517,7 +563,13 @@ async fn parent_page(s: &AppState, viewer: &Viewer, id: &str, done: Option<&str>
         }
         p { a href="/console/operator" { "Back to the parent accounts" } }
     };
-    respond(viewer, refused.problems.status(), "parents", &account.name, body)
+    respond(
+        viewer,
+        refused.problems.status(),
+        "parents",
+        &account.name,
+        body,
+    )
 }
 
 async fn parent(
@@ -557,7 +609,9 @@ async fn after(
     result: Result<(), Error>,
 ) -> Page {
     match result {
-        Ok(()) => Ok(Redirect::to(&format!("/console/operator/parents/{id}?done={form}")).into_response()),
+        Ok(()) => Ok(
+            Redirect::to(&format!("/console/operator/parents/{id}?done={form}")).into_response(),
+        ),
         Err(e) => {
             let refused = Refused {
                 form,
@@ -605,10 +659,23 @@ fn price_changes(f: &BTreeMap<String, String>) -> Result<ParentChanges, Error> {
         (true, true) => {}
         (false, false) => {
             crate::ops::parents::channels("prices.new_channel", &[new_channel.to_string()])?;
-            prices.insert(new_channel.to_string(), money_text("prices.new_price", new_price)?);
+            prices.insert(
+                new_channel.to_string(),
+                money_text("prices.new_price", new_price)?,
+            );
         }
-        (true, false) => return Err(Error::invalid("prices.new_channel", "name the channel this price is for")),
-        (false, true) => return Err(Error::invalid("prices.new_price", "give the channel's price")),
+        (true, false) => {
+            return Err(Error::invalid(
+                "prices.new_channel",
+                "name the channel this price is for",
+            ));
+        }
+        (false, true) => {
+            return Err(Error::invalid(
+                "prices.new_price",
+                "give the channel's price",
+            ));
+        }
     }
     Ok(ParentChanges {
         prices: Some(prices),
@@ -658,7 +725,10 @@ async fn set_credit_limit(
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Page {
     only_operator(&viewer)?;
-    let text = f.get("monthly_credit_limit").map(String::as_str).unwrap_or("");
+    let text = f
+        .get("monthly_credit_limit")
+        .map(String::as_str)
+        .unwrap_or("");
     let changes = money_text("monthly_credit_limit", text).map(|limit| ParentChanges {
         monthly_credit_limit: Some(limit),
         ..ParentChanges::default()
@@ -720,23 +790,41 @@ async fn confirm(s: &AppState, viewer: &Viewer, id: &str, suspend: bool) -> Page
     respond(viewer, StatusCode::OK, "parents", &title, body)
 }
 
-async fn confirm_suspend(State(s): State<AppState>, viewer: Viewer, Params(id): Params<String>) -> Page {
+async fn confirm_suspend(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Params(id): Params<String>,
+) -> Page {
     only_operator(&viewer)?;
     confirm(&s, &viewer, &id, true).await
 }
 
-async fn confirm_unsuspend(State(s): State<AppState>, viewer: Viewer, Params(id): Params<String>) -> Page {
+async fn confirm_unsuspend(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Params(id): Params<String>,
+) -> Page {
     only_operator(&viewer)?;
     confirm(&s, &viewer, &id, false).await
 }
 
-async fn suspend(State(s): State<AppState>, viewer: Viewer, Params(id): Params<String>, Form(()): Form<()>) -> Page {
+async fn suspend(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Params(id): Params<String>,
+    Form(()): Form<()>,
+) -> Page {
     only_operator(&viewer)?;
     s.canopy.suspend_parent(&id).await?;
     Ok(Redirect::to(&format!("/console/operator/parents/{id}?done=suspended")).into_response())
 }
 
-async fn unsuspend(State(s): State<AppState>, viewer: Viewer, Params(id): Params<String>, Form(()): Form<()>) -> Page {
+async fn unsuspend(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Params(id): Params<String>,
+    Form(()): Form<()>,
+) -> Page {
     only_operator(&viewer)?;
     s.canopy.unsuspend_parent(&id).await?;
     Ok(Redirect::to(&format!("/console/operator/parents/{id}?done=unsuspended")).into_response())
@@ -744,7 +832,12 @@ async fn unsuspend(State(s): State<AppState>, viewer: Viewer, Params(id): Params
 
 // Platform policies and the hooks customers may use.
 
-async fn policies_page(s: &AppState, viewer: &Viewer, done: Option<&str>, problems: &Problems) -> Page {
+async fn policies_page(
+    s: &AppState,
+    viewer: &Viewer,
+    done: Option<&str>,
+    problems: &Problems,
+) -> Page {
     let list: Vec<PolicyView> = s
         .canopy
         .list_policies(&viewer.principal, None)
@@ -806,7 +899,13 @@ async fn policies_page(s: &AppState, viewer: &Viewer, done: Option<&str>, proble
             }
         }
     };
-    respond(viewer, problems.status(), "policies", "Platform policies", body)
+    respond(
+        viewer,
+        problems.status(),
+        "policies",
+        "Platform policies",
+        body,
+    )
 }
 
 async fn policies(State(s): State<AppState>, viewer: Viewer, Query(q): Query<DoneQuery>) -> Page {
@@ -825,7 +924,11 @@ async fn set_customer_hooks(
         .filter(|(k, _)| k == "customer_hooks")
         .map(|(_, v)| v)
         .collect();
-    match s.canopy.set_customer_hooks(PolicySettings { customer_hooks }).await {
+    match s
+        .canopy
+        .set_customer_hooks(PolicySettings { customer_hooks })
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/console/operator/policies?done=hooks").into_response()),
         Err(e) => {
             let problems = Problems::of(e)?;
@@ -894,7 +997,10 @@ mod tests {
 
     #[test]
     fn channels_are_split_on_commas_and_spaces() {
-        assert_eq!(channel_list("sms, whatsapp  rcs,,"), vec!["sms", "whatsapp", "rcs"]);
+        assert_eq!(
+            channel_list("sms, whatsapp  rcs,,"),
+            vec!["sms", "whatsapp", "rcs"]
+        );
         assert!(channel_list("  ").is_empty());
     }
 
@@ -904,7 +1010,10 @@ mod tests {
         f.insert("prices.sms".to_string(), "0.01".to_string());
         f.insert("prices.whatsapp".to_string(), "cheap".to_string());
         let e = price_changes(&f).unwrap_err();
-        assert!(matches!(&e, Error::Validation { errors, .. } if errors[0].field == "prices.whatsapp"), "{e:?}");
+        assert!(
+            matches!(&e, Error::Validation { errors, .. } if errors[0].field == "prices.whatsapp"),
+            "{e:?}"
+        );
         f.insert("prices.whatsapp".to_string(), "".to_string());
         f.insert("prices.new_channel".to_string(), "rcs".to_string());
         f.insert("prices.new_price".to_string(), "0.02".to_string());
@@ -912,6 +1021,9 @@ mod tests {
         assert_eq!(prices.keys().collect::<Vec<_>>(), vec!["rcs", "sms"]);
         f.insert("prices.new_price".to_string(), "".to_string());
         let e = price_changes(&f).unwrap_err();
-        assert!(matches!(&e, Error::Validation { errors, .. } if errors[0].field == "prices.new_price"), "{e:?}");
+        assert!(
+            matches!(&e, Error::Validation { errors, .. } if errors[0].field == "prices.new_price"),
+            "{e:?}"
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::domain::{
 };
 use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
-use crate::store::accounts::{NewAccount, ParentFilter, SubaccountFilter, Value, json_text, micros, prices_text};
+use crate::store::accounts::{
+    NewAccount, ParentFilter, SubaccountFilter, Value, json_text, micros, prices_text,
+};
 use crate::store::credentials::{ApiKey, Invitation, User};
 use crate::store::{self, Conn};
 use crate::{Error, Result};

@@ -128,7 +128,11 @@ pub struct ParentFilter {
 }
 
 /// One page of parents, newest first.
-pub async fn list_parents(c: &mut Conn, filter: &ParentFilter, page: &Page) -> Result<Vec<Account>> {
+pub async fn list_parents(
+    c: &mut Conn,
+    filter: &ParentFilter,
+    page: &Page,
+) -> Result<Vec<Account>> {
     let q = sqlx::query(AssertSqlSafe(format!(
         "{SELECT} WHERE a.kind = 'parent'
            AND ($1 = '' OR a.status = $1)
