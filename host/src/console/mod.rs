@@ -8,6 +8,8 @@
 //! - `home`: sign-in and sign-out, the account switcher, an account's
 //!   overview.
 //! - `assets`: the stylesheet and the vendored htmx, served by the host.
+//! - `operator`: the operator's pages: parent accounts and their settings,
+//!   platform policies and the hooks customers may use, the ledger check.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -17,6 +19,7 @@ mod auth;
 mod form;
 mod home;
 mod layout;
+mod operator;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -98,6 +101,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(home::router())
         .merge(assets::router())
+        .merge(operator::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }

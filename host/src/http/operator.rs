@@ -13,7 +13,7 @@ use super::views::{AccountView, InvitationView, List, SecretKeyView, UserView};
 use super::{AppState, Problem};
 use crate::domain::Status;
 use crate::ops::parents::{NewParent, ParentChanges};
-use crate::store::accounts::SubaccountFilter;
+use crate::store::accounts::{ParentFilter, SubaccountFilter};
 use crate::{Error, Result};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -89,15 +89,72 @@ async fn create_parent(
     ))
 }
 
-/// List parent accounts.
-#[utoipa::path(get, path = "/v1/operator/accounts", tag = "operator", params(Pagination),
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSearch {
+    /// Only parents in this status (default: every status).
+    pub status: Option<String>,
+    /// Only parents whose name contains this text, compared without case
+    /// (as names are for uniqueness).
+    pub name: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// Only items created strictly after this time (RFC 3339).
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only items created strictly before this time (RFC 3339).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ParentSearch {
+    fn parts(&self) -> Result<(ParentFilter, crate::ops::Page)> {
+        let filter = parent_filter(self.status.as_deref(), self.name.as_deref())?;
+        let page = Pagination {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+            created_after: self.created_after,
+            created_before: self.created_before,
+        }
+        .page()?;
+        Ok((filter, page))
+    }
+}
+
+/// The filter of a parent search, checked as the API checks it (the console
+/// uses it too).
+pub fn parent_filter(status: Option<&str>, name: Option<&str>) -> Result<ParentFilter> {
+    let status = status
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                Error::invalid("status", "must be invited, active, suspended or deleted")
+            })
+        })
+        .transpose()?;
+    if let Some(n) = name
+        && (n.is_empty() || n.chars().count() > SEARCH_LEN_MAX)
+    {
+        return Err(Error::invalid(
+            "name",
+            format!("must be 1 to {SEARCH_LEN_MAX} characters"),
+        ));
+    }
+    Ok(ParentFilter {
+        status,
+        name: name.map(crate::domain::NameKey::of),
+    })
+}
+
+/// List parent accounts, newest first; `?name=` finds them by a part of
+/// the name, `?status=` by status.
+#[utoipa::path(get, path = "/v1/operator/accounts", tag = "operator", params(ParentSearch),
     responses((status = 200, body = List<AccountView>), (status = "4XX", body = Problem)))]
 async fn list_parents(
     State(s): State<AppState>,
     _: Operator,
-    Query(p): Query<Pagination>,
+    Query(q): Query<ParentSearch>,
 ) -> Result<Json<List<AccountView>>> {
-    let (page, view) = s.canopy.list_parents(&p.page()?).await?;
+    let (filter, page) = q.parts()?;
+    let (page, view) = s.canopy.list_parents(&filter, &page).await?;
     Ok(Json(List {
         data: page
             .items

@@ -14,7 +14,9 @@ use crate::domain::{
 };
 use crate::policy::View;
 use crate::secrets::{new_id, new_secret, sha256_hex};
-use crate::store::accounts::{NewAccount, SubaccountFilter, Value, json_text, micros, prices_text};
+use crate::store::accounts::{
+    NewAccount, ParentFilter, SubaccountFilter, Value, json_text, micros, prices_text,
+};
 use crate::store::credentials::{ApiKey, Invitation, User};
 use crate::store::{self, Conn};
 use crate::{Error, Result};
@@ -391,11 +393,17 @@ impl Canopy {
         })
     }
 
-    pub async fn list_parents(&self, page: &Page) -> Result<(Paged<Account>, View)> {
+    /// The parents `filter` lets through (by status, by a part of the
+    /// name), newest first.
+    pub async fn list_parents(
+        &self,
+        filter: &ParentFilter,
+        page: &Page,
+    ) -> Result<(Paged<Account>, View)> {
         self.authorize_operator("parent.list", None).await?;
         let view = self.view_operator("parent.list", "accounts", None).await?;
         let mut c = self.store.reader().await?;
-        let rows = store::accounts::list_parents(&mut c, page).await?;
+        let rows = store::accounts::list_parents(&mut c, filter, page).await?;
         Ok((
             Paged::from_fetch(rows, page, |a| keyset_cursor(a.created_at, &a.id)),
             view,

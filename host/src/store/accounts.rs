@@ -117,11 +117,35 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Account>> {
 }
 
 /// One page of parents, newest first.
-pub async fn list_parents(c: &mut Conn, page: &Page) -> Result<Vec<Account>> {
+/// What a list of parents is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct ParentFilter {
+    /// `None` lists every status.
+    pub status: Option<Status>,
+    /// A substring of the name, compared as names are for uniqueness
+    /// (the `NameKey` of both, so without case).
+    pub name: Option<NameKey>,
+}
+
+/// One page of parents, newest first.
+pub async fn list_parents(
+    c: &mut Conn,
+    filter: &ParentFilter,
+    page: &Page,
+) -> Result<Vec<Account>> {
     let q = sqlx::query(AssertSqlSafe(format!(
-        "{SELECT} WHERE a.kind = 'parent'{}",
-        listing::newest_first("a.", 1)
-    )));
+        "{SELECT} WHERE a.kind = 'parent'
+           AND ($1 = '' OR a.status = $1)
+           AND ($2 = '' OR a.name_key LIKE $2 ESCAPE '!'){}",
+        listing::newest_first("a.", 3)
+    )))
+    .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
+    .bind(
+        filter
+            .name
+            .as_ref()
+            .map_or(String::new(), |k| format!("%{}%", like_escaped(k.as_str()))),
+    );
     let rows = listing::bind(q, page)
         .fetch_all(&mut *c)
         .await

@@ -6,6 +6,7 @@ mod api;
 mod billing;
 mod campaigns;
 mod console;
+mod console_operator;
 mod console_reach;
 mod docs_page;
 mod exactly_once;
