@@ -27,11 +27,6 @@ impl Here {
     pub fn id(&self) -> &str {
         &self.account.id
     }
-    /// A parent's admin (in the parent or in one of its sub-accounts).
-    pub fn parent_admin(&self) -> bool {
-        self.role == Role::Admin
-            && (self.relation == Relation::ParentOf || self.account.is_parent())
-    }
     pub fn admin(&self) -> bool {
         self.role == Role::Admin
     }

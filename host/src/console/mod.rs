@@ -81,6 +81,23 @@ impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<AppS
     }
 }
 
+/// Query parameters; one that does not parse is a page naming it.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for Query<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &AppState,
+    ) -> Result<Query<T>, Failure> {
+        crate::http::Query::<T>::from_request_parts(parts, s)
+            .await
+            .map(|crate::http::Query(v)| Query(v))
+            .map_err(Failure)
+    }
+}
+
 async fn headers(req: axum::extract::Request, next: middleware::Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::auth::{Form, Viewer};
 use super::form::{Problems, field, select};
 use super::layout::{self, Place};
-use super::{Failure, Page, Params};
+use super::{Failure, Page, Params, Query};
 use crate::Error;
 use crate::domain::{BillingType, MoneyText, Status};
 use crate::http::AppState;

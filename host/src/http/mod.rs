@@ -41,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::metrics::Metrics;
 pub use error::Problem;
-pub use extract::{Path, body_bytes, parse_json};
+pub use extract::{Path, Query, body_bytes, parse_json};
 pub use observe::request_id;
 
 use crate::ops::Canopy;
