@@ -95,9 +95,10 @@ struct Serve {
     /// (each chunk renews it); after that another host takes it over.
     #[arg(long, env = "CANOPY_OPERATION_LEASE_MS", default_value_t = crate::ops::operations::LEASE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     operation_lease_ms: u64,
-    /// The key (64 hex digits) webhook signing secrets are sealed under,
-    /// the same on every host of one database. Default on SQLite: a
-    /// private key file beside the database; on PostgreSQL webhooks need it.
+    /// The key (64 hex digits) webhook signing secrets are sealed under and
+    /// the operator's console pass is MACed with, the same on every host of
+    /// one database. Default on SQLite: a private key file beside the
+    /// database; on PostgreSQL webhooks and the operator's console need it.
     #[arg(long, env = "CANOPY_DATA_KEY", hide_env_values = true)]
     data_key: Option<String>,
     /// Milliseconds before a failed webhook delivery is tried again,
