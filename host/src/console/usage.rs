@@ -85,8 +85,8 @@ pub fn chart(title: &str, description: &str, bars: &[Bar]) -> Markup {
         @if bars.is_empty() {
             p.muted { "Nothing to chart: no account had traffic in this period." }
         } @else {
-            figure.chart {
-                svg xmlns="http://www.w3.org/2000/svg" role="img"
+            figure.usage-chart {
+                svg.chart xmlns="http://www.w3.org/2000/svg" role="img"
                     viewBox=(format!("0 0 {CHART_WIDTH} {height}"))
                     width="100%" preserveAspectRatio="xMinYMin meet"
                     aria-labelledby="chart-title chart-desc" {
