@@ -599,12 +599,12 @@ async fn budget(
         Err(e) => {
             let mut problems = Problems::of(e)?;
             // A refusal that names no field is about the amount.
-            if problems.fields.is_empty() {
-                if let Some(summary) = &problems.summary {
-                    problems
-                        .fields
-                        .push(crate::error::FieldError::new("amount", summary.clone()));
-                }
+            if problems.fields.is_empty()
+                && let Some(summary) = &problems.summary
+            {
+                problems
+                    .fields
+                    .push(crate::error::FieldError::new("amount", summary.clone()));
             }
             sub_page(&s, &viewer, (&id, &sub), "", (&f.amount, &problems)).await
         }
