@@ -10,6 +10,11 @@
 //! - `assets`: the stylesheet and the vendored htmx, served by the host.
 //! - `operator`: the operator's pages: parent accounts and their settings,
 //!   platform policies and the hooks customers may use, the ledger check.
+//! - `tree`: a parent admin's sub-accounts (status, budget or usage, lines
+//!   and SIMs, the parent's pool), creating one, budget add/remove, and
+//!   suspend/unsuspend/delete after a confirmation of the cascade.
+//! - `usage`: usage per sub-account (or per day) as a host-drawn SVG chart
+//!   with its table.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -20,6 +25,8 @@ mod form;
 mod home;
 mod layout;
 mod operator;
+mod tree;
+mod usage;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -119,6 +126,8 @@ pub fn router() -> Router<AppState> {
         .merge(home::router())
         .merge(assets::router())
         .merge(operator::router())
+        .merge(tree::router())
+        .merge(usage::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }

@@ -7,6 +7,7 @@
 use super::access::require_not_deleted;
 use super::{Canopy, Principal};
 use crate::domain::account::transition_allowed;
+use crate::domain::resources::ResourceStatus;
 use crate::domain::{Account, Relation, Status, SuspendedBy};
 use crate::error::PolicyRef;
 use crate::policy::input::{self, PrincipalDoc};
@@ -46,6 +47,55 @@ impl Event {
             Event::SubaccountSuspended | Event::SubaccountUnsuspended => Event::SubaccountSuspended,
         }
     }
+}
+
+/// A sub-account's status change, as its parent's admin asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Suspend,
+    Unsuspend,
+    Delete,
+}
+
+impl Change {
+    /// The `authorize` action the change is asked under.
+    pub fn action(self) -> &'static str {
+        match self {
+            Change::Suspend => "subaccount.suspend",
+            Change::Unsuspend => "subaccount.unsuspend",
+            Change::Delete => "subaccount.delete",
+        }
+    }
+}
+
+/// What a sub-account's status change would do, as read before it is made
+/// ([`Canopy::preview_subaccount_change`]).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The sub-account, as it is now.
+    pub account: Account,
+    pub change: Change,
+    /// Members who accepted their membership: they can no longer act in it
+    /// while it is suspended or once it is deleted.
+    pub members: i64,
+    /// API keys that work now (not revoked, not expired).
+    pub live_api_keys: i64,
+    /// Lines and SIMs it holds (not disconnected or terminated).
+    pub lines: i64,
+    pub sims: i64,
+    /// What the plan does to its campaigns, and how many it changes.
+    pub campaigns: Campaigns,
+    pub campaigns_changed: i64,
+    /// What the plan does to its SIMs, and how many SIMs that concerns
+    /// (on a reactivation, at most that many: only those the suspension
+    /// took come back).
+    pub resources: Resources,
+    pub sims_changed: i64,
+    /// Its budget now; `None` for shared usage, or when `visibility` hides
+    /// balances from the viewer.
+    pub budget: Option<crate::domain::Amount>,
+    /// Whether its whole budget returns to the parent.
+    pub budget_returned: bool,
 }
 
 fn changed_meanwhile(id: &str) -> Error {
@@ -533,6 +583,112 @@ impl Canopy {
         tx.commit().await.map_err(store::db_error)?;
         tracing::info!(account = %sub.id, "sub-account deleted");
         Ok((account, view))
+    }
+
+    /// What suspending, reactivating or deleting sub-account `id` would do
+    /// now, read from the data the change itself uses and changing
+    /// nothing: the confirmation a person reads before the change. The
+    /// change's own checks run first (its `authorize` action and status
+    /// preconditions give the same refusal), then the suspension's or
+    /// reactivation's `cascade` plan is asked for exactly as the change asks
+    /// (so, like every evaluation, it appears in the decision log); a
+    /// deletion's plan is the host's.
+    pub async fn preview_subaccount_change(
+        &self,
+        principal: &Principal,
+        id: &str,
+        change: Change,
+    ) -> Result<Preview> {
+        let actor = self
+            .enter_subaccount(principal, id, change.action())
+            .await?;
+        let sub = &actor.target;
+        let (campaigns, resources, returns) = match change {
+            Change::Suspend | Change::Unsuspend => {
+                let event = if change == Change::Suspend {
+                    if sub.status != Status::Active {
+                        return Err(Error::Conflict(format!(
+                            "only an active sub-account can be suspended; `{}` is {}",
+                            sub.id, sub.status
+                        )));
+                    }
+                    Event::SubaccountSuspended
+                } else {
+                    if sub.status != Status::Suspended {
+                        return Err(Error::Conflict(format!(
+                            "`{}` is {}, not suspended",
+                            sub.id, sub.status
+                        )));
+                    }
+                    if sub.suspended_by == Some(SuspendedBy::Parent) {
+                        return Err(Error::Conflict(format!(
+                            "`{}` was suspended with its parent and comes back when the parent is reactivated",
+                            sub.id
+                        )));
+                    }
+                    Event::SubaccountUnsuspended
+                };
+                let plan = self
+                    .cascade_steps(
+                        actor.principal_doc(),
+                        event,
+                        (sub, actor.parent.as_ref()),
+                        std::slice::from_ref(sub),
+                    )
+                    .await?;
+                // A reactivation's returns are checked but do nothing.
+                let returns = change == Change::Suspend && !plan.returns.is_empty();
+                (plan.campaigns, plan.resources, returns)
+            }
+            Change::Delete => {
+                require_not_deleted(sub)?;
+                (Campaigns::Delete, Resources::Keep, true)
+            }
+        };
+        let view = self.view(&actor, "balance.read", "balance").await?;
+        let mut c = self.store.reader().await?;
+        if change == Change::Delete {
+            super::retention::refuse_live_resources(&mut c, &sub.id).await?;
+        }
+        let counts = store::resources::counts_of(&mut c, std::slice::from_ref(&sub.id))
+            .await?
+            .remove(&sub.id)
+            .unwrap_or_default();
+        let sims_changed = match resources {
+            Resources::Keep => 0,
+            Resources::Suspend => {
+                store::resources::count_sims(&mut c, &sub.id, ResourceStatus::Active).await?
+            }
+            Resources::Resume => {
+                store::resources::count_sims(&mut c, &sub.id, ResourceStatus::Suspended).await?
+            }
+        };
+        let budget = match sub.credit_mode {
+            Some(crate::domain::CreditMode::AssignedBudget) if !view.hides("balance") => Some(
+                store::ledger::balance(&mut c, &crate::domain::ledger::LedgerRef::budget(sub))
+                    .await?,
+            ),
+            _ => None,
+        };
+        Ok(Preview {
+            change,
+            members: store::credentials::count_members(&mut c, &sub.id).await?,
+            live_api_keys: store::credentials::count_live_api_keys(
+                &mut c,
+                &sub.id,
+                self.clock.now_us(),
+            )
+            .await?,
+            lines: counts.line,
+            sims: counts.sim,
+            campaigns,
+            campaigns_changed: store::campaigns::count_for_plan(&mut c, &sub.id, campaigns).await?,
+            resources,
+            sims_changed,
+            budget,
+            budget_returned: returns,
+            account: actor.target,
+        })
     }
 
     // Parents, by the operator.

@@ -213,6 +213,39 @@ pub async fn cancel(c: &mut Conn, id: &str, now_us: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// What a cascade's `campaigns` plan sets, and the statuses of the
+/// campaigns it changes; `None` for `keep`.
+fn plan_change(plan: Campaigns) -> Option<(&'static str, &'static str)> {
+    match plan {
+        Campaigns::Keep => None,
+        Campaigns::Queue => Some((
+            "status = 'queued', claimed_by = NULL, claimed_until = NULL",
+            "('scheduled', 'sending')",
+        )),
+        Campaigns::Submit => Some(("status = 'scheduled'", "('queued')")),
+        Campaigns::Delete => Some((
+            "status = 'deleted', finished_at = $1, claimed_by = NULL, claimed_until = NULL",
+            LIVE,
+        )),
+    }
+}
+
+/// How many campaigns of `account_id` a cascade's `campaigns` plan would
+/// change (what [`apply_plan`] would count), read without changing any.
+pub async fn count_for_plan(c: &mut Conn, account_id: &str, plan: Campaigns) -> Result<i64> {
+    let Some((_, from)) = plan_change(plan) else {
+        return Ok(0);
+    };
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM campaigns WHERE status IN {from} AND account_id = $1"
+    )))
+    .bind(account_id)
+    .fetch_one(&mut *c)
+    .await
+    .and_then(|r| r.try_get::<i64, _>("n"))
+    .map_err(db_error)
+}
+
 /// A cascade plan's `campaigns` applied to the campaigns of `accounts`, in
 /// the plan's transaction, set-based: `queue` holds the ones waiting or
 /// sending (a chunk in flight finishes first: it holds the row), `submit`
@@ -224,17 +257,8 @@ pub async fn apply_plan(
     plan: Campaigns,
     now_us: i64,
 ) -> Result<u64> {
-    let (set, from) = match plan {
-        Campaigns::Keep => return Ok(0),
-        Campaigns::Queue => (
-            "status = 'queued', claimed_by = NULL, claimed_until = NULL",
-            "('scheduled', 'sending')",
-        ),
-        Campaigns::Submit => ("status = 'scheduled'", "('queued')"),
-        Campaigns::Delete => (
-            "status = 'deleted', finished_at = $1, claimed_by = NULL, claimed_until = NULL",
-            LIVE,
-        ),
+    let Some((set, from)) = plan_change(plan) else {
+        return Ok(0);
     };
     let uses_now = plan == Campaigns::Delete;
     let first = if uses_now { 2 } else { 1 };

@@ -275,6 +275,19 @@ pub async fn count_admins(c: &mut Conn, account_id: &str) -> Result<i64> {
         .map_err(db_error)
 }
 
+/// Members of the account who accepted their membership (those who can
+/// sign in to it).
+pub async fn count_members(c: &mut Conn, account_id: &str) -> Result<i64> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM memberships WHERE account_id = $1 AND accepted_at IS NOT NULL",
+    )
+    .bind(account_id)
+    .fetch_one(&mut *c)
+    .await
+    .and_then(|r| r.try_get::<i64, _>("n"))
+    .map_err(db_error)
+}
+
 /// One page of an account's members, the newest membership first.
 pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result<Vec<Member>> {
     let q = sqlx::query(AssertSqlSafe(format!(

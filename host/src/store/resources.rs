@@ -321,6 +321,20 @@ pub async fn counts_by_holder(
     Ok(out)
 }
 
+/// SIMs `account_id` holds in `status` (a cascade's `"suspend"` changes
+/// the `active` ones).
+pub async fn count_sims(c: &mut Conn, account_id: &str, status: ResourceStatus) -> Result<i64> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM resources WHERE account_id = $1 AND kind = 'sim' AND status = $2",
+    )
+    .bind(account_id)
+    .bind(status.as_str())
+    .fetch_one(&mut *c)
+    .await
+    .and_then(|r| r.try_get::<i64, _>("n"))
+    .map_err(db_error)
+}
+
 /// Live resources of each of `account_ids` (those with none are absent).
 pub async fn counts_of(c: &mut Conn, account_ids: &[String]) -> Result<BTreeMap<String, Counts>> {
     let mut out = BTreeMap::new();

@@ -8,6 +8,7 @@ mod campaigns;
 mod console;
 mod console_operator;
 mod console_reach;
+mod console_tree;
 mod docs_page;
 mod exactly_once;
 mod exports;
