@@ -10,6 +10,9 @@
 //! - `assets`: the stylesheet and the vendored htmx, served by the host.
 //! - `operator`: the operator's pages: parent accounts and their settings,
 //!   platform policies and the hooks customers may use, the ledger check.
+//! - `people`: an account's members and open invitations; `keys`: its API
+//!   keys (a new secret shown once); `messages`: its messages as the API
+//!   lists them to the viewer, and a send form.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -18,8 +21,11 @@ mod assets;
 mod auth;
 mod form;
 mod home;
+mod keys;
 mod layout;
+mod messages;
 mod operator;
+mod people;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -119,6 +125,9 @@ pub fn router() -> Router<AppState> {
         .merge(home::router())
         .merge(assets::router())
         .merge(operator::router())
+        .merge(people::router())
+        .merge(keys::router())
+        .merge(messages::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }
