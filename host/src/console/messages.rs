@@ -144,7 +144,7 @@ async fn messages_page(
             form #send-message method="post" action=(base) {
                 (layout::csrf(viewer))
                 (select("channel", "Channel", &channels, channel, problems))
-                (field("to", "To", "text", &form.to, problems, Some("For SMS, a number in E.164 form, e.g. +15550100.")))
+                (field("to", "To", "text", &form.to, problems, Some("For SMS, a number in E.164 form, e.g. +393471234567.")))
                 (body_field(&form.body, problems))
                 (field("from", "From line (optional)", "text", &form.from, problems, Some("One of the account's active lines; leave empty for none.")))
                 button type="submit" { "Send" }
