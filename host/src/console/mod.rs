@@ -15,6 +15,9 @@
 //!   suspend/unsuspend/delete after a confirmation of the cascade.
 //! - `usage`: usage per sub-account (or per day) as a host-drawn SVG chart
 //!   with its table.
+//! - `people`: an account's members and open invitations; `keys`: its API
+//!   keys (a new secret shown once); `messages`: its messages as the API
+//!   lists them to the viewer, and a send form.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -23,10 +26,13 @@ mod assets;
 mod auth;
 mod form;
 mod home;
+mod keys;
 mod layout;
+mod messages;
 mod operator;
 mod tree;
 mod usage;
+mod people;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -128,6 +134,9 @@ pub fn router() -> Router<AppState> {
         .merge(operator::router())
         .merge(tree::router())
         .merge(usage::router())
+        .merge(people::router())
+        .merge(keys::router())
+        .merge(messages::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }

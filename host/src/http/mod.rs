@@ -15,7 +15,7 @@ mod identity;
 pub(crate) mod members;
 mod membership;
 mod merges;
-mod money;
+pub(crate) mod money;
 mod observe;
 mod openapi;
 mod operations;

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::parents::IssuedInvitation;
-use super::{Canopy, Principal, access::require_not_deleted};
+use super::{Canopy, Page, Paged, Principal, access::require_not_deleted};
 use crate::domain::Role;
 use crate::secrets::{new_secret, sha256_hex};
 use crate::store::{self, credentials::Member};
@@ -120,6 +120,41 @@ impl Canopy {
             token,
             expires_at: crate::clock::from_us(expires_at_us),
         })
+    }
+
+    /// One member of the account, as listing the members shows it.
+    pub async fn member(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Member> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "member.list", &[]).await?;
+        self.view(&actor, "member.list", "members").await?;
+        let mut c = self.store.reader().await?;
+        store::credentials::member(&mut c, account_id, user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("member", user_id))
+    }
+
+    /// The account's open invitations, newest first, a page at a time: as
+    /// listing the members (`member.list`), without any token.
+    pub async fn list_invitations(
+        &self,
+        principal: &Principal,
+        account_id: &str,
+        page: &Page,
+    ) -> Result<Paged<store::membership::ListedInvitation>> {
+        let actor = self.enter(principal, account_id).await?;
+        self.authorize(&actor, "member.list", &[]).await?;
+        self.view(&actor, "member.list", "invitations").await?;
+        let mut c = self.store.reader().await?;
+        let rows =
+            store::membership::list_open(&mut c, account_id, self.clock.now_us(), page).await?;
+        Ok(Paged::from_fetch(rows, page, |i| {
+            super::keyset_cursor(i.created_at, &i.id)
+        }))
     }
 
     /// Revokes an open invitation: its token is refused (410) from now on.

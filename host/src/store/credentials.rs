@@ -27,6 +27,9 @@ pub struct Member {
     pub user: User,
     pub role: Role,
     pub joined_at: chrono::DateTime<chrono::Utc>,
+    /// The user accepted the membership (until then only keys issued with
+    /// it reach the account).
+    pub accepted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -302,7 +305,8 @@ pub async fn list_members(c: &mut Conn, account_id: &str, page: &Page) -> Result
     rows.iter().map(member_from).collect()
 }
 
-const MEMBER_SELECT: &str = "SELECT u.*, m.role, m.created_at AS joined_at FROM memberships m
+const MEMBER_SELECT: &str =
+    "SELECT u.*, m.role, m.created_at AS joined_at, m.accepted_at FROM memberships m
          JOIN users u ON u.id = m.user_id";
 
 /// One member of an account.
@@ -324,6 +328,10 @@ fn member_from(row: &AnyRow) -> Result<Member> {
         user: user_from(row)?,
         role: Role::parse(&role).ok_or_else(|| Error::internal("stored role is malformed"))?,
         joined_at: from_us(row.try_get("joined_at").map_err(db_error)?),
+        accepted: row
+            .try_get::<Option<i64>, _>("accepted_at")
+            .map_err(db_error)?
+            .is_some(),
     })
 }
 

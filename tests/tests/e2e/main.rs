@@ -7,6 +7,7 @@ mod billing;
 mod campaigns;
 mod console;
 mod console_operator;
+mod console_people;
 mod console_reach;
 mod console_tree;
 mod docs_page;
