@@ -10,6 +10,9 @@
 //! - `assets`: the stylesheet and the vendored htmx, served by the host.
 //! - `operator`: the operator's pages: parent accounts and their settings,
 //!   platform policies and the hooks customers may use, the ledger check.
+//! - `policies`: a parent's own policies: per hook beside the platform's
+//!   defaults, the Rhai editor and component upload, versions with shadow,
+//!   enforce, rollback and delete, and the decision log.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -20,6 +23,7 @@ mod form;
 mod home;
 mod layout;
 mod operator;
+mod policies;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -119,6 +123,7 @@ pub fn router() -> Router<AppState> {
         .merge(home::router())
         .merge(assets::router())
         .merge(operator::router())
+        .merge(policies::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }
