@@ -534,6 +534,11 @@ async fn upload_component(
         return Ok(forged());
     };
     if !multipart_token_ok(&mut form, &viewer).await {
+        // Refused before anything is read; the rest (within the body
+        // limit) is discarded so the browser gets the answer, not a reset.
+        while let Ok(Some(mut rest)) = form.next_field().await {
+            while let Ok(Some(_)) = rest.chunk().await {}
+        }
         return Ok(forged());
     }
     let here = here(&s, &viewer, &id).await?;

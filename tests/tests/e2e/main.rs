@@ -7,6 +7,7 @@ mod billing;
 mod campaigns;
 mod console;
 mod console_operator;
+mod console_policies;
 mod console_reach;
 mod docs_page;
 mod exactly_once;
