@@ -185,7 +185,7 @@ async fn list(
                 @if mine.is_empty() {
                     p { "None of yours: the platform's policies decide alone." }
                 } @else {
-                    div.table-wrap {
+                    div.table-wrap tabindex="0" role="region" aria-label=(format!("Your policies on {}", hook.name())) {
                         table {
                             caption.visually-hidden { "Your policies on " (hook.name()) }
                             thead { tr {
@@ -647,7 +647,7 @@ async fn policy_page(
         section aria-labelledby="versions" {
             h2 #versions { "Versions" }
             p.muted { "Enforcing an older version rolls back to it; the version in shadow keeps running beside it." }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Versions" {
                 table {
                     thead { tr {
                         th scope="col" { "Version" }
@@ -980,16 +980,16 @@ impl DecisionFilter {
 fn decision_row(d: &DecisionView) -> Markup {
     html! {
         tr class=[d.shadow_disagrees.then_some("disagrees")] {
-            td { (d.created_at.format("%Y-%m-%d %H:%M:%S")) }
-            td { code { (d.action) } }
-            td { code { (d.hook) } }
-            td { @if let Some(a) = &d.account_id { code.hash { (a) } } @else { "—" } }
-            td {
+            td data-label="When" { (d.created_at.format("%Y-%m-%d %H:%M:%S")) }
+            td data-label="Action" { code { (d.action) } }
+            td data-label="Hook" { code { (d.hook) } }
+            td data-label="Account" { @if let Some(a) = &d.account_id { code.hash { (a) } } @else { "—" } }
+            td data-label="Outcome" {
                 span class=(format!("badge outcome-{}", d.outcome)) { (d.outcome) }
                 @if d.shadow_disagrees { " " strong.marker { "Shadow disagrees" } }
                 @if let Some(r) = &d.reason { div.muted { (r) } }
             }
-            td {
+            td data-label="Policies" {
                 ul.policies {
                     @for p in &d.policies {
                         li class=[(p.disagrees == Some(true)).then_some("disagrees")] {
@@ -1068,7 +1068,7 @@ async fn decisions(
                 @if items.is_empty() {
                     p { "No decision matches." }
                 } @else {
-                    div.table-wrap {
+                    div.table-wrap tabindex="0" role="region" aria-label="Decisions" {
                         table.decisions {
                             caption.visually-hidden { "Decisions, newest first" }
                             thead { tr {
