@@ -155,3 +155,42 @@ pub async fn user_in(app: &TestApp, inviter_key: &str, account: &str, email: &st
     )
     .await;
 }
+
+/// A `multipart/form-data` body of `(field, file name, bytes)` parts, as a
+/// browser sends a form with a file; returns its content type and body.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "console-form-boundary";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        let head = match file {
+            None => {
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+            }
+            Some(file) => format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/wasm\r\n\r\n"
+            ),
+        };
+        body.extend(head.into_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend(format!("--{BOUNDARY}--\r\n").into_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+impl Console {
+    /// Posts `body` of `content_type` to `path`, as given (a multipart form
+    /// carries its token as a field of its own).
+    pub async fn post_body(&self, path: &str, content_type: &str, body: Vec<u8>) -> Fetched {
+        Self::fetched(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}

@@ -18,6 +18,9 @@
 //! - `people`: an account's members and open invitations; `keys`: its API
 //!   keys (a new secret shown once); `messages`: its messages as the API
 //!   lists them to the viewer, and a send form.
+//! - `policies`: a parent's own policies: per hook beside the platform's
+//!   defaults, the Rhai editor and component upload, versions with shadow,
+//!   enforce, rollback and delete, and the decision log.
 //!
 //! Every response carries [`layout::CSP`]: no inline script or style, no
 //! origin but the host's own.
@@ -30,9 +33,10 @@ mod keys;
 mod layout;
 mod messages;
 mod operator;
+mod people;
+mod policies;
 mod tree;
 mod usage;
-mod people;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -137,6 +141,7 @@ pub fn router() -> Router<AppState> {
         .merge(people::router())
         .merge(keys::router())
         .merge(messages::router())
+        .merge(policies::router())
         .layer(middleware::from_fn(auth::csrf_seed))
         .layer(middleware::from_fn(headers))
 }

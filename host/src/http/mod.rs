@@ -23,7 +23,7 @@ pub(crate) mod operator;
 mod params;
 mod platform_settings;
 pub(crate) mod policies;
-mod policy_upload;
+pub(crate) mod policy_upload;
 mod policy_versions;
 mod resources;
 mod sessions;
@@ -41,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::metrics::Metrics;
 pub use error::Problem;
-pub use extract::{Path, Query, body_bytes, parse_json};
+pub use extract::{Path, Query, body_bytes, cursor, parse_json};
 pub use observe::request_id;
 
 use crate::ops::Canopy;

@@ -390,7 +390,8 @@ pub struct DecisionQuery {
 }
 
 impl DecisionQuery {
-    fn split(self) -> Result<(Filter, Page)> {
+    /// The store's filter and the page, checked as the route checks them.
+    pub(crate) fn split(self) -> Result<(Filter, Page)> {
         if let Some(h) = &self.hook
             && crate::policy::Hook::parse(h).is_none()
         {

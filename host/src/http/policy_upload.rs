@@ -75,7 +75,7 @@ impl<S: Send + Sync> FromRequest<S> for PolicyUpload {
                 let form = Multipart::from_request(req, state).await.map_err(|e| {
                     Error::invalid("body", format!("is not multipart/form-data: {e}"))
                 })?;
-                read_form(form).await?.into_upload().map(PolicyUpload)
+                from_multipart(form).await.map(PolicyUpload)
             }
             _ => Body::<Upload>::from_request(req, state)
                 .await
@@ -103,6 +103,12 @@ async fn raw<S: Send + Sync>(req: Request, state: &S) -> Result<Upload, Error> {
         source: None,
         module: Some(base64::engine::general_purpose::STANDARD.encode(&component.0)),
     })
+}
+
+/// The upload a multipart form carries, from its next field on (the
+/// console reads its CSRF field first, then hands over the rest).
+pub(crate) async fn from_multipart(form: Multipart) -> Result<Upload, Error> {
+    read_form(form).await?.into_upload()
 }
 
 async fn read_form(mut form: Multipart) -> Result<UploadForm, Error> {

@@ -8,6 +8,7 @@ mod campaigns;
 mod console;
 mod console_operator;
 mod console_people;
+mod console_policies;
 mod console_reach;
 mod console_tree;
 mod docs_page;
