@@ -165,7 +165,9 @@ impl Shown {
 
 fn invitation_explained(email: &str, expires_at: &DateTime<Utc>) -> Markup {
     html! {
-        p { "Pass this invitation token to " strong { (email) } " over a channel you trust. "
+        p { "Pass this invitation token to "
+            @if email.is_empty() { "the invitee" } @else { strong { (email) } }
+            " over a channel you trust. "
             "They accept it with " code { "POST /v1/invitations/accept" } " (the token, their name and a password), "
             "then sign in to this console with their e-mail and that password. It works once, until "
             (when(expires_at)) "." }
