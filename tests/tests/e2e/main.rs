@@ -6,6 +6,7 @@ mod api;
 mod billing;
 mod campaigns;
 mod console;
+mod console_journey;
 mod console_operator;
 mod console_people;
 mod console_policies;
