@@ -270,7 +270,7 @@ async fn list_page(
             @if rows.is_empty() {
                 p { "No sub-account yet. Create one below." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-label="Sub-accounts table" {
                     table #subaccount-list {
                         caption.visually-hidden { "Sub-accounts of " (parent.name) ", newest first" }
                         thead { tr {

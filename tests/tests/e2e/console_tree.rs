@@ -258,7 +258,7 @@ both_backends! {
         for (name, budget) in [("North", "20.00"), ("South", "10.00")] {
             let sub = app
                 .try_sub(&parent, &format!("{name} team"), &format!("{}@tree-browser.example", name.to_lowercase()),
-                    json!({"credit": {"mode": "assigned_budget", "initial_credit": budget}}))
+                    json!({"invite": false, "credit": {"mode": "assigned_budget", "initial_credit": budget}}))
                 .await
                 .expect(201);
             let id = sub["id"].as_str().unwrap();
