@@ -10,23 +10,7 @@ use canopy_e2e::console::{Console, PASSWORD, admin_of, user_in};
 use canopy_e2e::{Parent, TestApp, both_backends};
 use serde_json::{Value, json};
 
-/// Whether the page marks `field` (its input is `aria-invalid` and its
-/// reason, containing `reason`, is beside it).
-fn marked(html: &str, field: &str, reason: &str) -> bool {
-    let input = format!("id=\"f-{field}\"");
-    let Some(at) = html.find(&input) else {
-        return false;
-    };
-    let start = html[..at].rfind('<').unwrap_or(0);
-    let tag_end = at + html[at..].find('>').unwrap_or(0);
-    let tag = &html[start..tag_end];
-    let error = format!("id=\"f-{field}-error\"");
-    let Some(e) = html.find(&error) else {
-        return false;
-    };
-    let shown = &html[e..e + html[e..].find("</span>").unwrap_or(0)];
-    tag.contains("aria-invalid=\"true\"") && shown.contains(reason)
-}
+use super::console_operator::marked;
 
 /// A prepaid parent with 50.00 USD, its admin signed in to the console,
 /// and one active sub-account `North` with a budget of 5.00.
