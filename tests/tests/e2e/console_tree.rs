@@ -113,6 +113,19 @@ both_backends! {
         assert!(marked(&page.html, "amount", "decimal"), "{}", page.html);
         assert_eq!(app.money(&north, &parent.key, "budget").await, "6.25");
         app.assert_ledger_balanced().await;
+
+        // Lines: the Available pool and the sub-account holding one.
+        let lines = app.traffic_lines(&parent, 710, 3).await;
+        app.give_line(&parent, &north, &lines[0]).await;
+        let page = console.get(&list).await;
+        assert!(page.html.contains("<dt>Available lines</dt><dd>2</dd>"), "{}", page.html);
+        assert!(page.html.contains("<th scope=\"col\" class=\"num\">Lines</th>"), "{}", page.html);
+        let row = page.html.split("North tree-list.example").nth(1).unwrap().split("</tr>").next().unwrap();
+        assert!(row.contains("<td class=\"num\">1</td><td class=\"num\">0</td>"), "one line, no SIM: {row}");
+        // Deleting it is refused while it holds the line, on the confirmation already.
+        let confirm = console.get(&format!("{one}/delete")).await;
+        assert!(confirm.html.contains("holds 1 resources"), "{}", confirm.html);
+        assert!(!confirm.html.contains("method=\"post\" action=\"/console/accounts"), "no delete button: {}", confirm.html);
     }
 
     async fn console_tree_suspends_unsuspends_and_deletes_after_a_confirmation(app) {
