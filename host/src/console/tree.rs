@@ -40,17 +40,10 @@ pub fn router() -> Router<AppState> {
             "/console/accounts/{id}/subaccounts/{sub}/budget",
             axum::routing::post(budget),
         )
+        // `suspend`, `unsuspend` or `delete`: the confirmation, then the change.
         .route(
-            "/console/accounts/{id}/subaccounts/{sub}/suspend",
-            get(confirm_suspend).post(suspend),
-        )
-        .route(
-            "/console/accounts/{id}/subaccounts/{sub}/unsuspend",
-            get(confirm_unsuspend).post(unsuspend),
-        )
-        .route(
-            "/console/accounts/{id}/subaccounts/{sub}/delete",
-            get(confirm_delete).post(delete),
+            "/console/accounts/{id}/subaccounts/{sub}/{change}",
+            get(confirm_change).post(make_change),
         )
 }
 
@@ -270,7 +263,7 @@ async fn list_page(
             @if rows.is_empty() {
                 p { "No sub-account yet. Create one below." }
             } @else {
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-label="Sub-accounts table" {
                     table #subaccount-list {
                         caption.visually-hidden { "Sub-accounts of " (parent.name) ", newest first" }
                         thead { tr {
@@ -743,28 +736,25 @@ async fn confirm(
     respond(viewer, &here, StatusCode::OK, &title, body)
 }
 
-async fn confirm_suspend(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
-) -> Page {
-    confirm(&s, &viewer, &id, &sub, Change::Suspend).await
+/// The change a path segment names; any other is no page (404).
+fn change_of(segment: &str) -> Result<Change, Failure> {
+    match segment {
+        "suspend" => Ok(Change::Suspend),
+        "unsuspend" => Ok(Change::Unsuspend),
+        "delete" => Ok(Change::Delete),
+        _ => Err(Failure(Error::NotFound(format!(
+            "there is no console page `{segment}` for a sub-account"
+        )))),
+    }
 }
 
-async fn confirm_unsuspend(
+async fn confirm_change(
     State(s): State<AppState>,
     viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
+    Params((id, sub, change)): Params<(String, String, String)>,
 ) -> Page {
-    confirm(&s, &viewer, &id, &sub, Change::Unsuspend).await
-}
-
-async fn confirm_delete(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
-) -> Page {
-    confirm(&s, &viewer, &id, &sub, Change::Delete).await
+    let change = change_of(&change)?;
+    confirm(&s, &viewer, &id, &sub, change).await
 }
 
 /// Makes the change the confirmation described; back to the sub-account
@@ -805,31 +795,14 @@ async fn apply(
     }
 }
 
-async fn suspend(
+async fn make_change(
     State(s): State<AppState>,
     viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
+    Params((id, sub, change)): Params<(String, String, String)>,
     Form(()): Form<()>,
 ) -> Page {
-    apply(&s, &viewer, &id, &sub, Change::Suspend).await
-}
-
-async fn unsuspend(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
-    Form(()): Form<()>,
-) -> Page {
-    apply(&s, &viewer, &id, &sub, Change::Unsuspend).await
-}
-
-async fn delete(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, sub)): Params<(String, String)>,
-    Form(()): Form<()>,
-) -> Page {
-    apply(&s, &viewer, &id, &sub, Change::Delete).await
+    let change = change_of(&change)?;
+    apply(&s, &viewer, &id, &sub, change).await
 }
 
 #[cfg(test)]

@@ -263,7 +263,8 @@ async fn usage(
             }
             section aria-labelledby="numbers" {
                 h2 #numbers { "The numbers" }
-                div.table-wrap {
+                // Focusable, so a keyboard scrolls it where it is wider than a phone.
+                div.table-wrap tabindex="0" role="region" aria-label="Usage table" {
                     table #usage-table {
                         caption.visually-hidden { "Usage " (what) " in " (month) }
                         thead { tr {

@@ -98,6 +98,34 @@ pub struct Preview {
     pub budget_returned: bool,
 }
 
+/// The host's precondition of a sub-account's own suspension (409).
+fn suspendable(sub: &Account) -> Result<()> {
+    if sub.status != Status::Active {
+        return Err(Error::Conflict(format!(
+            "only an active sub-account can be suspended; `{}` is {}",
+            sub.id, sub.status
+        )));
+    }
+    Ok(())
+}
+
+/// The host's precondition of a sub-account's own reactivation (409).
+fn reactivable(sub: &Account) -> Result<()> {
+    if sub.status != Status::Suspended {
+        return Err(Error::Conflict(format!(
+            "`{}` is {}, not suspended",
+            sub.id, sub.status
+        )));
+    }
+    if sub.suspended_by == Some(SuspendedBy::Parent) {
+        return Err(Error::Conflict(format!(
+            "`{}` was suspended with its parent and comes back when the parent is reactivated",
+            sub.id
+        )));
+    }
+    Ok(())
+}
+
 fn changed_meanwhile(id: &str) -> Error {
     Error::Conflict(format!(
         "account `{id}` changed status while this request ran; read it again and retry"
@@ -442,12 +470,7 @@ impl Canopy {
             .enter_subaccount(principal, id, "subaccount.suspend")
             .await?;
         let sub = &actor.target;
-        if sub.status != Status::Active {
-            return Err(Error::Conflict(format!(
-                "only an active sub-account can be suspended; `{}` is {}",
-                sub.id, sub.status
-            )));
-        }
+        suspendable(sub)?;
         let plan = self
             .cascade_steps(
                 actor.principal_doc(),
@@ -495,18 +518,7 @@ impl Canopy {
             .enter_subaccount(principal, id, "subaccount.unsuspend")
             .await?;
         let sub = &actor.target;
-        if sub.status != Status::Suspended {
-            return Err(Error::Conflict(format!(
-                "`{}` is {}, not suspended",
-                sub.id, sub.status
-            )));
-        }
-        if sub.suspended_by == Some(SuspendedBy::Parent) {
-            return Err(Error::Conflict(format!(
-                "`{}` was suspended with its parent and comes back when the parent is reactivated",
-                sub.id
-            )));
-        }
+        reactivable(sub)?;
         let plan = self
             .cascade_steps(
                 actor.principal_doc(),
@@ -606,26 +618,10 @@ impl Canopy {
         let (campaigns, resources, returns) = match change {
             Change::Suspend | Change::Unsuspend => {
                 let event = if change == Change::Suspend {
-                    if sub.status != Status::Active {
-                        return Err(Error::Conflict(format!(
-                            "only an active sub-account can be suspended; `{}` is {}",
-                            sub.id, sub.status
-                        )));
-                    }
+                    suspendable(sub)?;
                     Event::SubaccountSuspended
                 } else {
-                    if sub.status != Status::Suspended {
-                        return Err(Error::Conflict(format!(
-                            "`{}` is {}, not suspended",
-                            sub.id, sub.status
-                        )));
-                    }
-                    if sub.suspended_by == Some(SuspendedBy::Parent) {
-                        return Err(Error::Conflict(format!(
-                            "`{}` was suspended with its parent and comes back when the parent is reactivated",
-                            sub.id
-                        )));
-                    }
+                    reactivable(sub)?;
                     Event::SubaccountUnsuspended
                 };
                 let plan = self

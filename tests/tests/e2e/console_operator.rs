@@ -11,7 +11,7 @@ use serde_json::json;
 
 /// Whether the page marks `field` (its input is `aria-invalid` and its
 /// reason is beside it), and the reason contains `reason`.
-fn marked(html: &str, field: &str, reason: &str) -> bool {
+pub(crate) fn marked(html: &str, field: &str, reason: &str) -> bool {
     let input = format!("id=\"f-{field}\"");
     let Some(at) = html.find(&input) else {
         return false;

@@ -10,23 +10,7 @@ use canopy_e2e::console::{Console, PASSWORD, admin_of, user_in};
 use canopy_e2e::{Parent, TestApp, both_backends};
 use serde_json::{Value, json};
 
-/// Whether the page marks `field` (its input is `aria-invalid` and its
-/// reason, containing `reason`, is beside it).
-fn marked(html: &str, field: &str, reason: &str) -> bool {
-    let input = format!("id=\"f-{field}\"");
-    let Some(at) = html.find(&input) else {
-        return false;
-    };
-    let start = html[..at].rfind('<').unwrap_or(0);
-    let tag_end = at + html[at..].find('>').unwrap_or(0);
-    let tag = &html[start..tag_end];
-    let error = format!("id=\"f-{field}-error\"");
-    let Some(e) = html.find(&error) else {
-        return false;
-    };
-    let shown = &html[e..e + html[e..].find("</span>").unwrap_or(0)];
-    tag.contains("aria-invalid=\"true\"") && shown.contains(reason)
-}
+use super::console_operator::marked;
 
 /// A prepaid parent with 50.00 USD, its admin signed in to the console,
 /// and one active sub-account `North` with a budget of 5.00.
@@ -129,6 +113,19 @@ both_backends! {
         assert!(marked(&page.html, "amount", "decimal"), "{}", page.html);
         assert_eq!(app.money(&north, &parent.key, "budget").await, "6.25");
         app.assert_ledger_balanced().await;
+
+        // Lines: the Available pool and the sub-account holding one.
+        let lines = app.traffic_lines(&parent, 710, 3).await;
+        app.give_line(&parent, &north, &lines[0]).await;
+        let page = console.get(&list).await;
+        assert!(page.html.contains("<dt>Available lines</dt><dd>2</dd>"), "{}", page.html);
+        assert!(page.html.contains("<th scope=\"col\" class=\"num\">Lines</th>"), "{}", page.html);
+        let row = page.html.split("North tree-list.example").nth(1).unwrap().split("</tr>").next().unwrap();
+        assert!(row.contains("<td class=\"num\">1</td><td class=\"num\">0</td>"), "one line, no SIM: {row}");
+        // Deleting it is refused while it holds the line, on the confirmation already.
+        let confirm = console.get(&format!("{one}/delete")).await;
+        assert!(confirm.html.contains("holds 1 resources"), "{}", confirm.html);
+        assert!(!confirm.html.contains("method=\"post\" action=\"/console/accounts"), "no delete button: {}", confirm.html);
     }
 
     async fn console_tree_suspends_unsuspends_and_deletes_after_a_confirmation(app) {
@@ -258,7 +255,7 @@ both_backends! {
         for (name, budget) in [("North", "20.00"), ("South", "10.00")] {
             let sub = app
                 .try_sub(&parent, &format!("{name} team"), &format!("{}@tree-browser.example", name.to_lowercase()),
-                    json!({"credit": {"mode": "assigned_budget", "initial_credit": budget}}))
+                    json!({"invite": false, "credit": {"mode": "assigned_budget", "initial_credit": budget}}))
                 .await
                 .expect(201);
             let id = sub["id"].as_str().unwrap();
