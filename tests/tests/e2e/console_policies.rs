@@ -359,6 +359,7 @@ both_backends! {
         let kept = browser.script("return document.querySelector('#f-source').value;").await;
         assert_eq!(kept.as_str().unwrap().replace("\r\n", "\n").trim(), BROKEN.trim(), "the source is kept");
         browser.assert_accessible("the editor with a compile error").await;
+        browser.save_screenshot("console/policy-editor.png").await;
         browser.fill("#f-source", NO_NEW_TEAMS).await;
         browser.choose("#f-then", "shadow").await;
         browser.click_and_wait("form.editor button[type=submit]", "runs in shadow").await;
