@@ -57,12 +57,8 @@ pub fn router() -> Router<AppState> {
             &format!("{base}/{{policy}}/versions/{{version}}/activate"),
             post(activate),
         )
-        .route(&format!("{base}/{{policy}}/promote"), post(promote))
-        .route(
-            &format!("{base}/{{policy}}/clear-shadow"),
-            post(clear_shadow),
-        )
-        .route(&format!("{base}/{{policy}}/deactivate"), post(deactivate))
+        // `promote`, `clear-shadow` or `deactivate`.
+        .route(&format!("{base}/{{policy}}/{{change}}"), post(change))
         .route(
             &format!("{base}/{{policy}}/delete"),
             get(confirm_delete).post(delete),
@@ -766,46 +762,43 @@ async fn activate(
     after(&s, &viewer, &here, &policy_id, done, result).await
 }
 
-async fn promote(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, policy_id)): Params<(String, String)>,
-    Form(()): Form<()>,
-) -> Page {
-    let here = here(&s, &viewer, &id).await?;
-    let result = s
-        .canopy
-        .promote_policy(&viewer.principal, Some(here.id()), &policy_id)
-        .await;
-    after(&s, &viewer, &here, &policy_id, "promoted", result).await
+/// A change of which versions run, as a policy page's buttons post it.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Change {
+    /// The shadow version is enforced (`POST .../promote` in the API).
+    Promote,
+    /// The shadow version stops (`DELETE .../shadow`).
+    ClearShadow,
+    /// No version runs (`POST .../deactivate`).
+    Deactivate,
 }
 
-async fn clear_shadow(
+async fn change(
     State(s): State<AppState>,
     viewer: Viewer,
-    Params((id, policy_id)): Params<(String, String)>,
+    Params((id, policy_id, change)): Params<(String, String, Change)>,
     Form(()): Form<()>,
 ) -> Page {
     let here = here(&s, &viewer, &id).await?;
-    let result = s
-        .canopy
-        .clear_policy_shadow(&viewer.principal, Some(here.id()), &policy_id)
-        .await;
-    after(&s, &viewer, &here, &policy_id, "shadow-cleared", result).await
-}
-
-async fn deactivate(
-    State(s): State<AppState>,
-    viewer: Viewer,
-    Params((id, policy_id)): Params<(String, String)>,
-    Form(()): Form<()>,
-) -> Page {
-    let here = here(&s, &viewer, &id).await?;
-    let result = s
-        .canopy
-        .set_policy_active(&viewer.principal, Some(here.id()), &policy_id, None)
-        .await;
-    after(&s, &viewer, &here, &policy_id, "deactivated", result).await
+    let (p, parent) = (&viewer.principal, Some(here.id()));
+    let (result, done) = match change {
+        Change::Promote => (
+            s.canopy.promote_policy(p, parent, &policy_id).await,
+            "promoted",
+        ),
+        Change::ClearShadow => (
+            s.canopy.clear_policy_shadow(p, parent, &policy_id).await,
+            "shadow-cleared",
+        ),
+        Change::Deactivate => (
+            s.canopy
+                .set_policy_active(p, parent, &policy_id, None)
+                .await,
+            "deactivated",
+        ),
+    };
+    after(&s, &viewer, &here, &policy_id, done, result).await
 }
 
 async fn confirm_delete(

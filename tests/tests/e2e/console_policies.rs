@@ -359,6 +359,7 @@ both_backends! {
         let kept = browser.script("return document.querySelector('#f-source').value;").await;
         assert_eq!(kept.as_str().unwrap().replace("\r\n", "\n").trim(), BROKEN.trim(), "the source is kept");
         browser.assert_accessible("the editor with a compile error").await;
+        browser.save_screenshot("console/policy-editor.png").await;
         browser.fill("#f-source", NO_NEW_TEAMS).await;
         browser.choose("#f-then", "shadow").await;
         browser.click_and_wait("form.editor button[type=submit]", "runs in shadow").await;
@@ -373,10 +374,25 @@ both_backends! {
         browser.element("tr.disagrees").await;
         browser.assert_accessible("the decision log").await;
         browser.save_screenshot("console/decisions.png").await;
+        // At phone width, every page of this part: accessible, and no
+        // sideways scrolling.
         browser.resize(390, 844).await;
-        browser.assert_accessible("the decision log at phone width").await;
-        let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth + 1;").await;
-        assert_eq!(fits, json!(true), "no sideways scrolling at phone width");
+        let policy = browser.script("return document.querySelector('select#f-policy_id').value;").await;
+        let base = format!("{}{}", app.base, policies_of(&parent));
+        for (path, what) in [
+            (format!("{base}/decisions?shadow_disagrees=true"), "the decision log"),
+            (base.clone(), "the policies page"),
+            (format!("{base}/new"), "the editor"),
+            (format!("{base}/upload"), "the component upload"),
+            (format!("{base}/{}", policy.as_str().unwrap()), "a policy's page"),
+            (format!("{base}/{}/delete", policy.as_str().unwrap()), "the delete confirmation"),
+        ] {
+            browser.goto(&path).await;
+            browser.element("main h1").await;
+            browser.assert_accessible(&format!("{what} at phone width")).await;
+            let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth + 1;").await;
+            assert_eq!(fits, json!(true), "no sideways scrolling on {what} at phone width");
+        }
         browser.resize(1280, 900).await;
         browser.stop().await;
     }
