@@ -152,6 +152,7 @@ both_backends! {
         browser.goto(&format!("{base}/console/accounts/{parent_id}/subaccounts")).await;
         browser.wait_for_text("Not").await;
         assert!(!browser.text().await.contains("Journey Telecom"));
+        browser.goto(&format!("{base}/console/accounts/{sub_id}")).await;
         sign_out(&browser).await;
 
         // 6. The admin uploads a policy in shadow, sees a disagreement in
