@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// How long [`Browser::click_and_wait`] waits for a page that already
+/// shows the awaited text to change.
+const SAME_PAGE_GRACE: Duration = Duration::from_secs(2);
 /// How long a page may take to show what a test waits for.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
 /// The WebDriver key of an element reference.
@@ -261,8 +264,19 @@ impl Browser {
     }
 
     /// Clicks `css`, then waits until the page's text contains `expected`.
+    /// When the page held `expected` already (a hint naming it, a list an
+    /// htmx search refreshes), it first waits a little for the page to
+    /// change, so the wait does not end before the answer came; an answer
+    /// identical to the page is accepted after [`SAME_PAGE_GRACE`].
     pub async fn click_and_wait(&self, css: &str, expected: &str) -> String {
+        let before = self.text().await;
         self.click(css).await;
+        if before.contains(expected) {
+            let started = Instant::now();
+            while started.elapsed() < SAME_PAGE_GRACE && self.text().await == before {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         self.wait_for_text(expected).await
     }
 
