@@ -261,14 +261,24 @@ pub fn error_at(reason: &str) -> Option<(usize, Option<usize>)> {
     Some((line, column))
 }
 
+/// [`error_at`], kept only where it points into `source`: the message may
+/// quote what the policy returned, so its "position" is the author's text,
+/// and a caret is never drawn past the end of the line it quotes.
+fn error_in(reason: &str, source: &str) -> Option<(usize, Option<usize>, String)> {
+    let (line, column) = error_at(reason)?;
+    let text = source.lines().nth(line - 1)?;
+    let column = column.filter(|c| *c <= text.chars().count() + 1);
+    Some((line, column, text.to_string()))
+}
+
 /// The compile error beside the editor: where, why, and the line itself
 /// with a caret under the column.
 fn source_error(reason: &str, source: &str) -> Markup {
-    let at = error_at(reason);
-    let quoted = at.and_then(|(line, column)| {
-        let text = source.lines().nth(line - 1)?;
-        let caret = column.map(|c| format!("{}^", " ".repeat(c.saturating_sub(1))));
-        Some((line, text.to_string(), caret))
+    let found = error_in(reason, source);
+    let at = found.as_ref().map(|(line, column, _)| (*line, *column));
+    let quoted = found.map(|(line, column, text)| {
+        let caret = column.map(|c| format!("{}^", " ".repeat(c - 1)));
+        (line, text, caret)
     });
     html! {
         div.field-error.source-error #f-source-error {
@@ -1106,6 +1116,25 @@ mod tests {
         assert_eq!(error_at("oops (line 2)"), Some((2, None)));
         assert_eq!(error_at("the script must define `fn evaluate`"), None);
         assert_eq!(error_at("(line 0, position 1)"), None);
+    }
+
+    #[test]
+    fn a_position_outside_the_source_draws_no_caret() {
+        let source = "fn evaluate(hook, input) {\n    #{ decision: \"x\" }\n}\n";
+        // A policy's own output can say "(line 1, position 999999999999)".
+        let forged = "sample 1: `decision` must be \"allow\" or \"deny\", not \"x (line 1, position 999999999999)\"";
+        assert_eq!(
+            error_in(forged, source),
+            Some((1, None, "fn evaluate(hook, input) {".into()))
+        );
+        assert_eq!(error_in("bad (line 9, position 1)", source), None);
+        assert_eq!(
+            error_in("bad (line 2, position 5)", source).map(|(l, c, _)| (l, c)),
+            Some((2, Some(5)))
+        );
+        let page = source_error(forged, source).into_string();
+        assert!(page.len() < 2_000, "{page}");
+        assert!(!page.contains('^'), "{page}");
     }
 
     #[test]
