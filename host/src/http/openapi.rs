@@ -113,6 +113,11 @@ fn query_sets() -> Vec<ClosedSet> {
         ("*", "outcome", vec!["allow", "deny", "error"]),
         ("/subaccounts", "status", names(Status::ALL, Status::as_str)),
         (
+            "/operator/accounts",
+            "status",
+            names(Status::ALL, Status::as_str),
+        ),
+        (
             "/resources",
             "status",
             names(ResourceStatus::ALL, ResourceStatus::as_str),
@@ -176,6 +181,12 @@ fn query_formats() -> Vec<(&'static str, &'static str, Value)> {
         // `operator::StatusFilter`: the sub-account searches.
         (
             "/subaccounts",
+            "name",
+            json!({"type": "string", "minLength": 1, "maxLength": super::operator::SEARCH_LEN_MAX}),
+        ),
+        // `operator::ParentSearch`: the operator's parent search.
+        (
+            "/operator/accounts",
             "name",
             json!({"type": "string", "minLength": 1, "maxLength": super::operator::SEARCH_LEN_MAX}),
         ),
