@@ -393,7 +393,7 @@ async fn write_decisions(
         if !batch.is_empty() {
             let written = async {
                 let mut tx = canopy.store.begin().await?;
-                store::decisions::insert(&mut tx, &batch).await?;
+                store::decisions::insert(&mut tx, canopy.store.backend, &batch).await?;
                 tx.commit().await.map_err(store::db_error)
             }
             .await;
