@@ -5,6 +5,10 @@
 //! as ratios on a noisy machine.
 //!
 //! Usage: `cargo run --release -p canopy-bench -- [sqlite|postgres] [CLIENTS] [SECONDS]`
+//!
+//! With `wrk` installed, every HTTP measure runs in `wrk` (its own process);
+//! `CANOPY_LOAD_WRK=0` keeps the load in this process. The `/healthz` row is
+//! the HTTP floor the other rows are read against.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use canopy_e2e::{Backend, TestApp, spawn_app};
 use serde_json::json;
+use wrk::Figures;
+
+mod wrk;
 
 /// Prepaid funds large enough that no send is refused during a run.
 const FUNDS: &str = "100000000";
@@ -32,23 +39,18 @@ impl Run {
         self.latencies_us.extend(latencies);
     }
 
-    fn row(&mut self, what: &str) -> String {
+    fn figures(mut self) -> Figures {
         self.latencies_us.sort_unstable();
         let pct = |p: f64| {
             let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
             self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
         };
-        format!(
-            "| {what} | {:.0} | {:.2} | {:.2} | {} |",
-            self.completed as f64 / self.seconds,
-            pct(0.50),
-            pct(0.99),
-            self.failed
-        )
-    }
-
-    fn per_second(&self) -> f64 {
-        self.completed as f64 / self.seconds
+        Figures {
+            per_second: self.completed as f64 / self.seconds,
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            failed: self.failed as u64,
+        }
     }
 }
 
@@ -184,6 +186,67 @@ async fn storage_limit(database_url: &str, clients: usize, seconds: u64) -> Run 
     run
 }
 
+/// One measure: `wrk` in its own process where it is installed, else
+/// keep-alive reqwest clients in this process.
+async fn measure(app: &TestApp, what: Measure<'_>, clients: usize, seconds: u64) -> Figures {
+    let key = app_key(&what);
+    if wrk::available() {
+        let base = app.base.clone();
+        let (paths, get): (Vec<String>, Option<(String, Option<String>)>) = match &what {
+            Measure::Messages { accounts, .. } => (
+                accounts
+                    .iter()
+                    .map(|a| format!("/v1/accounts/{a}/messages"))
+                    .collect(),
+                None,
+            ),
+            Measure::Get { path, key } => {
+                (vec![], Some((path.to_string(), key.map(str::to_string))))
+            }
+        };
+        return tokio::task::spawn_blocking(move || {
+            let load = match &get {
+                Some((path, key)) => wrk::Load::Get {
+                    path,
+                    key: key.as_deref(),
+                },
+                None => wrk::Load::Messages {
+                    paths: &paths,
+                    key: &key,
+                },
+            };
+            wrk::run(&base, load, clients, seconds)
+        })
+        .await
+        .unwrap();
+    }
+    let (urls, read_only) = match &what {
+        Measure::Messages { accounts, .. } => (message_urls(app, accounts), false),
+        Measure::Get { path, .. } => (vec![format!("{}{path}", app.base)], true),
+    };
+    load(urls, &key, clients, seconds, read_only)
+        .await
+        .figures()
+}
+
+enum Measure<'a> {
+    Messages {
+        accounts: &'a [String],
+        key: &'a str,
+    },
+    Get {
+        path: &'a str,
+        key: Option<&'a str>,
+    },
+}
+
+fn app_key(what: &Measure<'_>) -> String {
+    match what {
+        Measure::Messages { key, .. } => key.to_string(),
+        Measure::Get { key, .. } => key.unwrap_or_default().to_string(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -195,36 +258,60 @@ async fn main() {
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
     let app = spawn_app(backend).await;
     let (budgets, key) = setup(&app, clients).await;
+    let messages = |accounts| Measure::Messages {
+        accounts,
+        key: &key,
+    };
     // Warm up connections, caches and the allocator.
-    load(message_urls(&app, &budgets), &key, clients, 1, false).await;
-    let mut one = load(
-        message_urls(&app, &budgets[..1]),
-        &key,
+    measure(&app, messages(&budgets), clients, 1).await;
+    // The HTTP floor: no token, no query, no policy.
+    eprintln!("measuring /healthz");
+    let health = measure(
+        &app,
+        Measure::Get {
+            path: "/healthz",
+            key: None,
+        },
         clients,
         seconds,
-        false,
     )
     .await;
-    let mut spread = load(message_urls(&app, &budgets), &key, clients, seconds, false).await;
-    let mut reads = load(
-        vec![format!("{}/v1/accounts/{}", app.base, budgets[0])],
-        &key,
+    let read_path = format!("/v1/accounts/{}", budgets[0]);
+    eprintln!("measuring reads");
+    let reads = measure(
+        &app,
+        Measure::Get {
+            path: &read_path,
+            key: Some(&key),
+        },
         clients,
         seconds,
-        true,
     )
     .await;
+    eprintln!("measuring messages on one budget");
+    let one = measure(&app, messages(&budgets[..1]), clients, seconds).await;
+    eprintln!("measuring messages on a budget per client");
+    let spread = measure(&app, messages(&budgets), clients, seconds).await;
     let check = app
         .get("/v1/operator/ledger/check", &app.operator_token.clone())
         .await
         .expect(200);
     assert_eq!(check["balanced"], true, "ledger after the run: {check}");
-    let mut storage = storage_limit(&app.database_url, clients, seconds).await;
+    let storage = storage_limit(&app.database_url, clients, seconds)
+        .await
+        .figures();
     println!(
-        "backend: {backend:?}, clients: {clients}, seconds: {seconds}; ledger balanced after the run"
+        "backend: {backend:?}, clients: {clients}, seconds: {seconds}, load from {}; ledger balanced after the run",
+        if wrk::available() {
+            "wrk (its own process, 2 threads)"
+        } else {
+            "reqwest clients in this process"
+        }
     );
     println!("| measure | per second | p50 ms | p99 ms | failed |");
     println!("|---|---|---|---|---|");
+    println!("{}", health.row("`/healthz` via HTTP (the floor)"));
+    println!("{}", reads.row("account reads via HTTP (no write)"));
     println!(
         "{}",
         one.row("charged messages via HTTP, all on one budget")
@@ -233,12 +320,17 @@ async fn main() {
         "{}",
         spread.row("charged messages via HTTP, a budget per client")
     );
-    println!("{}", reads.row("account reads via HTTP (no write)"));
-    println!("{}", storage.row("storage: single-row insert transactions"));
     println!(
-        "ratios to the storage limit: one budget {:.2}, a budget per client {:.2}",
-        one.per_second() / storage.per_second(),
-        spread.per_second() / storage.per_second()
+        "{}",
+        storage.row("storage: single-row insert transactions (in process)")
+    );
+    println!(
+        "ratios: reads to /healthz {:.3}; messages to reads: one budget {:.2}, a budget per client {:.2}; message p99 to p50: one budget {:.1}, a budget per client {:.1}",
+        reads.per_second / health.per_second,
+        one.per_second / reads.per_second,
+        spread.per_second / reads.per_second,
+        one.p99_ms / one.p50_ms,
+        spread.p99_ms / spread.p50_ms,
     );
     app.stop().await;
 }
