@@ -304,10 +304,12 @@ async fn purge_loop(canopy: Arc<Canopy>) {
     loop {
         every.tick().await;
         let purged = async {
-            let mut tx = canopy.store.begin().await?;
             let now = canopy.clock.now_us();
+            let mut tx = canopy.store.begin().await?;
             let keys = store::idempotency::purge(&mut tx, now).await?;
+            tx.commit().await.map_err(store::db_error)?;
             let settings = &canopy.settings;
+            let mut tx = canopy.store.log_begin().await?;
             let decisions = store::decisions::purge(
                 &mut tx,
                 now - settings.decision_retention.as_micros() as i64,
@@ -392,7 +394,7 @@ async fn write_decisions(
         }
         if !batch.is_empty() {
             let written = async {
-                let mut tx = canopy.store.begin().await?;
+                let mut tx = canopy.store.log_begin().await?;
                 store::decisions::insert(&mut tx, canopy.store.backend, &batch).await?;
                 tx.commit().await.map_err(store::db_error)
             }

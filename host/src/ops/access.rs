@@ -1,5 +1,7 @@
 //! Who is acting, and where they may act (invariant 2).
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use super::Canopy;
@@ -56,6 +58,9 @@ pub struct Actor {
     pub target: Account,
     /// The target's parent, when the target is a sub-account.
     pub parent: Option<Account>,
+    /// The target as policies see it, built once for every hook the
+    /// request asks.
+    target_doc: OnceLock<Value>,
 }
 
 impl Actor {
@@ -71,7 +76,9 @@ impl Actor {
     }
 
     pub fn target_doc(&self) -> Value {
-        input::account(&self.target, self.parent.as_ref())
+        self.target_doc
+            .get_or_init(|| input::account(&self.target, self.parent.as_ref()))
+            .clone()
     }
 
     /// The tree's parent: the target itself or its parent.
@@ -133,11 +140,14 @@ impl Canopy {
         };
         let mut c = self.store.reader().await?;
         let not_found = || Error::not_found("account", account_id);
+        // Accounts already read, so none is read twice.
+        let mut known: Vec<Account> = Vec::new();
         let (home, role) = match key {
             Some(grant) => {
-                let home = store::accounts::get(&mut c, &grant.account_id)
-                    .await?
-                    .ok_or_else(not_found)?;
+                // An API key's account, the target and the key account's
+                // parent: one query.
+                known = store::accounts::family(&mut c, &grant.account_id, account_id).await?;
+                let home = find(&known, &grant.account_id).ok_or_else(not_found)?;
                 (home, grant.role)
             }
             None => {
@@ -146,6 +156,7 @@ impl Canopy {
                 let target = store::accounts::get(&mut c, account_id)
                     .await?
                     .ok_or_else(not_found)?;
+                known.push(target.clone());
                 if let Some(role) =
                     store::credentials::accepted_role(&mut c, user_id, &target.id).await?
                 {
@@ -172,14 +183,20 @@ impl Canopy {
         }
         let (relation, target, parent) = if home.id == account_id {
             let parent = match &home.parent_id {
-                Some(p) => store::accounts::get(&mut c, p).await?,
+                Some(p) => match find(&known, p) {
+                    Some(parent) => Some(parent),
+                    None => store::accounts::get(&mut c, p).await?,
+                },
                 None => None,
             };
             (Relation::Own, home.clone(), parent)
         } else {
-            let target = store::accounts::get(&mut c, account_id)
-                .await?
-                .ok_or_else(not_found)?;
+            let target = match find(&known, account_id) {
+                Some(target) => target,
+                None => store::accounts::get(&mut c, account_id)
+                    .await?
+                    .ok_or_else(not_found)?,
+            };
             if target.parent_id.as_deref() != Some(home.id.as_str()) || role != Role::Admin {
                 return Err(not_found());
             }
@@ -192,6 +209,7 @@ impl Canopy {
             relation,
             target,
             parent,
+            target_doc: OnceLock::new(),
         })
     }
 
@@ -253,6 +271,10 @@ impl Canopy {
             ))
         }
     }
+}
+
+fn find(known: &[Account], id: &str) -> Option<Account> {
+    known.iter().find(|a| a.id == id).cloned()
 }
 
 /// Actions on policies and the decision log: customer policies never run

@@ -637,7 +637,7 @@ impl Canopy {
                 }
             }
         }
-        let mut c = self.store.reader().await?;
+        let mut c = self.store.log_reader().await?;
         let rows = decisions::list(&mut c, &filter, page).await?;
         Ok(Paged::from_fetch(rows, page, |r| {
             super::keyset_cursor(crate::clock::from_us(r.created_at_us), &r.id)

@@ -499,9 +499,7 @@ impl Policies {
         budget: Budget,
     ) -> Result<Vec<Evaluated>> {
         let selection = self.select(hook, scope);
-        let size = serde_json::to_vec(&input)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = json_size(&input);
         if size > INPUT_BYTES_MAX {
             return Err(Error::internal(format!(
                 "{} input document is {size} bytes",
@@ -651,6 +649,25 @@ impl Policies {
             &Combiner::plans(),
         )
         .await
+    }
+}
+
+/// The length of `v` as JSON text, counted without writing it anywhere.
+fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, v) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 

@@ -116,7 +116,20 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<Account>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// One page of parents, newest first.
+/// The accounts a request enters through in one query: `home`, `target`
+/// and `home`'s parent (each at most once; missing ones are absent).
+pub async fn family(c: &mut Conn, home: &str, target: &str) -> Result<Vec<Account>> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "{SELECT} WHERE a.id IN ($1, $2, (SELECT parent_id FROM accounts WHERE id = $1))"
+    )))
+    .bind(home)
+    .bind(target)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(from_row).collect()
+}
+
 /// What a list of parents is narrowed to.
 #[derive(Debug, Clone, Default)]
 pub struct ParentFilter {

@@ -1,10 +1,77 @@
 //! The decision log's table: batched inserts, filtered pages, retention.
 
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 
 use super::{Backend, Conn, db_error};
 use crate::Result;
 use crate::policy::decision::Record;
+
+/// The decision log's schema in its own SQLite file (the same table as
+/// `migrations/0003` and `0004` make on PostgreSQL).
+const LOG_FILE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS decisions (
+    id               TEXT PRIMARY KEY,
+    tree_id          TEXT,
+    account_id       TEXT,
+    hook             TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    reason           TEXT,
+    shadow_disagrees BIGINT NOT NULL DEFAULT 0,
+    policies         TEXT NOT NULL,
+    created_at       BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_tree ON decisions (tree_id, id);
+CREATE INDEX IF NOT EXISTS decisions_by_account ON decisions (account_id, id);
+CREATE INDEX IF NOT EXISTS decisions_by_age ON decisions (created_at);
+";
+
+/// On SQLite the decision log has a database file of its own, beside the
+/// database (`canopy.db` -> `canopy.db-decisions`): a batch of decisions
+/// then never holds the one write lock every charge needs.
+pub fn log_url(database_url: &str) -> String {
+    match database_url.split_once('?') {
+        Some((path, query)) => format!("{path}-decisions?{query}"),
+        None => format!("{database_url}-decisions"),
+    }
+}
+
+/// Makes the log file's table, and moves there any decisions an older
+/// version kept in the database itself (copied first, then deleted, so a
+/// crash in between leaves copies the next start skips, never a loss).
+pub async fn move_to_log_file(
+    database: &AnyPool,
+    log: &AnyPool,
+    database_file: &std::path::Path,
+) -> std::result::Result<u64, sqlx::Error> {
+    let mut c = log.acquire().await?;
+    sqlx::raw_sql(LOG_FILE_SCHEMA).execute(&mut *c).await?;
+    let waiting: Option<String> = sqlx::query_scalar("SELECT id FROM decisions LIMIT 1")
+        .fetch_optional(database)
+        .await?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
+    sqlx::query("ATTACH DATABASE $1 AS ledger")
+        .bind(database_file.to_string_lossy().into_owned())
+        .execute(&mut *c)
+        .await?;
+    let copied = sqlx::query(
+        "INSERT OR IGNORE INTO main.decisions (id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at)
+         SELECT id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at FROM ledger.decisions",
+    )
+    .execute(&mut *c)
+    .await;
+    sqlx::query("DETACH DATABASE ledger")
+        .execute(&mut *c)
+        .await?;
+    let copied = copied?.rows_affected();
+    sqlx::query("DELETE FROM decisions")
+        .execute(database)
+        .await?;
+    tracing::info!(copied, "decisions moved to the decision log's own file");
+    Ok(copied)
+}
 
 /// Rows per INSERT statement (10 parameters each), per backend. Few on
 /// SQLite: it finds a numbered parameter (`$N`) by walking the statement's

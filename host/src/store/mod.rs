@@ -72,6 +72,17 @@ pub struct Store {
     write: AnyPool,
     /// SQLite: the writer that commits concurrent short writes together.
     group: Option<group_commit::GroupCommit>,
+    /// SQLite: the decision log's own database file (`decisions::log_url`),
+    /// so writing it never takes the ledger's write lock. `None`: the
+    /// decision log lives with everything else (PostgreSQL, in-memory).
+    log: Option<LogPools>,
+}
+
+#[derive(Clone)]
+struct LogPools {
+    file: std::path::PathBuf,
+    read: AnyPool,
+    write: AnyPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,24 +123,21 @@ impl Store {
                     create_private(file)
                         .map_err(|e| StoreError::Unreachable(format!("{}: {e}", file.display())))?;
                 }
-                let options: AnyConnectOptions = url.parse().map_err(unreachable)?;
-                let write = sqlite_pool(1)
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(unreachable)?;
-                let read = sqlite_pool(SQLITE_READERS_MAX)
-                    .connect_with(options)
-                    .await
-                    .map_err(unreachable)?;
+                let (write, read) = sqlite_pools(&url, SQLITE_READERS_MAX).await?;
                 if let Some(file) = &file {
                     tighten_companions(file);
                 }
+                let log = match &file {
+                    Some(file) => Some(LogPools::open(&url, file).await?),
+                    None => None,
+                };
                 let group = Some(group_commit::GroupCommit::start(write.clone()));
                 Ok(Store {
                     backend,
                     read,
                     write,
                     group,
+                    log,
                 })
             }
             Backend::Postgres => {
@@ -145,6 +153,7 @@ impl Store {
                     read: pool.clone(),
                     write: pool,
                     group: None,
+                    log: None,
                 })
             }
         }
@@ -156,7 +165,32 @@ impl Store {
         MIGRATOR
             .run(&self.write)
             .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        if let Some(log) = &self.log {
+            decisions::move_to_log_file(&self.write, &log.write, &log.file)
+                .await
+                .map_err(|e| StoreError::Migration(format!("decision log: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// A connection for reading the decision log.
+    pub async fn log_reader(&self) -> crate::Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        match &self.log {
+            Some(log) => log.read.acquire().await,
+            None => self.read.acquire().await,
+        }
+        .map_err(db_error)
+    }
+
+    /// A write transaction on the decision log (never the ledger's writer
+    /// on SQLite).
+    pub async fn log_begin(&self) -> crate::Result<Tx> {
+        match &self.log {
+            Some(log) => log.write.begin().await,
+            None => self.write.begin().await,
+        }
+        .map_err(db_error)
     }
 
     /// Readiness: the database answers a query.
@@ -200,12 +234,17 @@ impl Store {
         }
         match &self.group {
             Some(group) => group.run(steps).await,
+            // PostgreSQL: one round trip, one implicit transaction, so
+            // the rows it locks are held for that round trip only. A crash
+            // here, before it is sent, commits nothing, as a crash before
+            // a COMMIT would.
             None => {
-                let mut tx = self.write.begin().await?;
-                let rows = run_each(&mut tx, &steps).await?;
+                let batch = postgres_batch(&steps)?;
+                let mut c = self.write.acquire().await?;
                 crate::crashpoint::hit(crate::crashpoint::BEFORE_EFFECT_COMMIT);
-                tx.commit().await?;
-                Ok(rows)
+                sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
+                    .fetch_all(&mut *c)
+                    .await
             }
         }
     }
@@ -213,6 +252,29 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Some(log) = &self.log {
+            log.write.close().await;
+            log.read.close().await;
+        }
+    }
+}
+
+impl LogPools {
+    /// Opens (creating it if missing, 0600) the decision log's file beside
+    /// the database `file` (named by `url`), with the same pragmas.
+    async fn open(url: &str, file: &std::path::Path) -> Result<LogPools, StoreError> {
+        let log_url = decisions::log_url(url);
+        let log_file = sqlite_file(&log_url)
+            .ok_or_else(|| StoreError::UnsupportedUrl(redact_url(&log_url)))?;
+        create_private(&log_file)
+            .map_err(|e| StoreError::Unreachable(format!("{}: {e}", log_file.display())))?;
+        let (write, read) = sqlite_pools(&log_url, 2).await?;
+        tighten_companions(&log_file);
+        Ok(LogPools {
+            file: file.to_path_buf(),
+            read,
+            write,
+        })
     }
 }
 
@@ -270,10 +332,28 @@ fn tighten_companions(file: &std::path::Path) {
     }
 }
 
+/// An SQLite file's one writer and `readers` readers.
+async fn sqlite_pools(url: &str, readers: u32) -> Result<(AnyPool, AnyPool), StoreError> {
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable(e.to_string());
+    let options: AnyConnectOptions = url.parse().map_err(unreachable)?;
+    let write = sqlite_pool(1)
+        .connect_with(options.clone())
+        .await
+        .map_err(unreachable)?;
+    let read = sqlite_pool(readers)
+        .connect_with(options)
+        .await
+        .map_err(unreachable)?;
+    Ok((write, read))
+}
+
 fn sqlite_pool(max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A file cannot drop a connection the way a server can; a ping
+        // before each use was one more hop to SQLite's worker thread.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL: readers never block the writer. synchronous=NORMAL in WAL
@@ -318,6 +398,11 @@ impl Step {
 /// Renumbers `$n` placeholders by `offset` (our own SQL has no `$` in
 /// literals).
 fn renumber(sql: &str, offset: usize) -> String {
+    replace_placeholders(sql, |n| format!("${}", n + offset))
+}
+
+/// `sql` with each `$n` replaced by `with(n)`.
+fn replace_placeholders(sql: &str, mut with: impl FnMut(usize) -> String) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -327,7 +412,7 @@ fn renumber(sql: &str, offset: usize) -> String {
                 n = n * 10 + d as usize;
                 chars.next();
             }
-            out.push_str(&format!("${}", n + offset));
+            out.push_str(&with(n));
         } else {
             out.push(c);
         }
@@ -335,11 +420,68 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// PostgreSQL: `steps` as one simple-protocol query, each value written
+/// in as a literal, so the whole batch is one round trip. Sent outside a
+/// transaction it is one implicit transaction: all of it commits or none.
+fn postgres_batch(steps: &[Step]) -> Result<String, sqlx::Error> {
+    let mut sql = String::new();
+    for step in steps {
+        let mut bad = None;
+        sql.push_str(&replace_placeholders(&step.sql, |n| {
+            match step.args.get(n.wrapping_sub(1)).map(postgres_literal) {
+                Some(Ok(literal)) => literal,
+                Some(Err(e)) => {
+                    bad = Some(e);
+                    String::new()
+                }
+                None => {
+                    bad = Some(format!("statement has no value for ${n}"));
+                    String::new()
+                }
+            }
+        }));
+        if let Some(why) = bad {
+            return Err(sqlx::Error::Encode(why.into()));
+        }
+        sql.push_str(";\n");
+    }
+    Ok(sql)
+}
+
+/// A value as a PostgreSQL literal. Text is an escape string (`E'...'`),
+/// whose backslashes and quotes are doubled: its meaning does not depend
+/// on `standard_conforming_strings`. PostgreSQL text cannot hold NUL.
+fn postgres_literal(a: &Arg) -> Result<String, String> {
+    match a {
+        // Parenthesized, so `balance - $1` with -5 is not `balance --5`
+        // (a comment); bigint, so it is the type a bound value had.
+        Arg::Int(Some(n)) => Ok(format!("({n}::bigint)")),
+        Arg::Int(None) => Ok("(NULL::bigint)".into()),
+        Arg::Text(None) => Ok("NULL".into()),
+        Arg::Text(Some(t)) if t.contains('\0') => {
+            Err("text for PostgreSQL cannot contain NUL (\\0)".into())
+        }
+        Arg::Text(Some(t)) => {
+            let mut out = String::with_capacity(t.len() + 4);
+            out.push_str("E'");
+            for c in t.chars() {
+                match c {
+                    '\'' => out.push_str("''"),
+                    '\\' => out.push_str("\\\\"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            Ok(out)
+        }
+    }
+}
+
 /// Runs steps in order, in the caller's transaction, and returns the rows
-/// they produce. On SQLite they go to the database in one call (each
-/// statement is a hop to SQLite's worker thread, which dominates the cost
-/// of a short write); PostgreSQL takes them one by one. The first failing
-/// statement stops the rest; the caller rolls back.
+/// they produce. They go to the database in one call: on SQLite each
+/// statement would be a hop to SQLite's worker thread, on PostgreSQL a
+/// round trip with the rows locked so far held across it. The first
+/// failing statement stops the rest; the caller rolls back.
 pub async fn run_steps(
     c: &mut Conn,
     backend: Backend,
@@ -359,7 +501,11 @@ pub async fn run_steps(
                 .fetch_all(&mut *c)
                 .await
         }
-        Backend::Postgres => run_each(c, steps).await,
+        Backend::Postgres => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(postgres_batch(steps)?))
+                .fetch_all(&mut *c)
+                .await
+        }
     }
 }
 
@@ -520,5 +666,39 @@ mod tests {
             "UPDATE t SET a = $4 WHERE id = $5 AND b = $15"
         );
         assert_eq!(renumber("SELECT 1", 9), "SELECT 1");
+    }
+
+    #[test]
+    fn postgres_batches_write_values_as_literals_that_cannot_escape() {
+        use super::{Arg, Step, postgres_batch};
+        let steps = [
+            Step::new(
+                "UPDATE t SET a = a - $1 WHERE id = $2 AND b IS $3",
+                vec![
+                    Arg::Int(Some(-5)),
+                    Arg::Text(Some("x".into())),
+                    Arg::Int(None),
+                ],
+            ),
+            Step::new(
+                "INSERT INTO m (body) VALUES ($1)",
+                vec![Arg::Text(Some(r"'); DROP TABLE m; -- \' \\".into()))],
+            ),
+        ];
+        assert_eq!(
+            postgres_batch(&steps).unwrap(),
+            concat!(
+                "UPDATE t SET a = a - (-5::bigint) WHERE id = E'x' AND b IS (NULL::bigint);\n",
+                r"INSERT INTO m (body) VALUES (E'''); DROP TABLE m; -- \\'' \\\\');",
+                "\n"
+            )
+        );
+        let nul = [Step::new("SELECT $1", vec![Arg::Text(Some("a\0b".into()))])];
+        assert!(
+            postgres_batch(&nul).is_err(),
+            "NUL cannot be sent in a literal"
+        );
+        let missing = [Step::new("SELECT $2", vec![Arg::Int(Some(1))])];
+        assert!(postgres_batch(&missing).is_err());
     }
 }

@@ -474,3 +474,80 @@ async fn the_decision_log_is_bounded_on_sqlite() {
 async fn the_decision_log_is_bounded_on_postgres() {
     the_decision_log_is_bounded(Backend::Postgres).await;
 }
+
+/// On SQLite the decision log is a database file of its own (0600, beside
+/// the database), so its batches never hold the ledger's write lock; the
+/// decisions an older version kept in the database move there at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_has_its_own_file_on_sqlite() {
+    use sqlx::Connection;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("canopy.db");
+    let url = format!("sqlite://{}", file.display());
+    let options = Options {
+        database_url: Some(url.clone()),
+        ..Options::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, options.clone()).await;
+    let acme = app.parent("acme.example", "reseller").await;
+    app.get(&format!("/v1/accounts/{}", acme.id), &acme.key)
+        .await
+        .expect(200);
+    let op = app.operator_token.clone();
+    let listed = |page: serde_json::Value| page["data"].as_array().unwrap().len();
+    let started = std::time::Instant::now();
+    while listed(app.get("/v1/operator/decisions", &op).await.expect(200)) == 0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+
+    let log_file = dir.path().join("canopy.db-decisions");
+    let mode = std::fs::metadata(&log_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the decision log is private");
+    let mut log = sqlx::SqliteConnection::connect(&format!("sqlite://{}", log_file.display()))
+        .await
+        .unwrap();
+    assert!(
+        count(&mut log).await > 0,
+        "decisions are written to the log file"
+    );
+    log.close().await.unwrap();
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut db).await, 0, "none in the database itself");
+
+    // A decision an older version wrote into the database itself.
+    sqlx::query(
+        "INSERT INTO decisions (id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at)
+         VALUES ('dec_from_before', $1, $1, 'authorize', 'account.read', 'allow', NULL, 0, '[]', 1)",
+    )
+    .bind(&acme.id)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, options).await;
+    let page = app
+        .get("/v1/operator/decisions?limit=1000", &op)
+        .await
+        .expect(200);
+    assert!(
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == "dec_from_before"),
+        "the older decision moved to the log: {page}"
+    );
+    app.stop().await;
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    assert_eq!(count(&mut db).await, 0, "moved, not copied");
+}
+
+async fn count(c: &mut sqlx::SqliteConnection) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM decisions")
+        .fetch_one(c)
+        .await
+        .unwrap()
+}
