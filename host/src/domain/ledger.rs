@@ -111,7 +111,7 @@ impl LedgerRef {
 pub const REVENUE_SHARDS: u64 = 8;
 
 /// FNV-1a: a stable hash, the same on every host and build.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })

@@ -76,13 +76,17 @@ pub async fn series(
     let (filter, id) = match scope {
         // The tree's own rows; one user's are spread over its accounts.
         Scope::Tree(t) if user_id.is_empty() => (
-            "c.account_id = $1 AND c.user_id = '~tree' AND $2 = ''",
+            format!(
+                "c.account_id = $1 AND c.user_id IN ({}) AND $2 = ''",
+                super::conversations::tree_rows_sql()
+            ),
             t,
         ),
-        Scope::Tree(t) => ("c.tree_id = $1 AND c.user_id = $2", t),
+        Scope::Tree(t) => ("c.tree_id = $1 AND c.user_id = $2".to_string(), t),
         Scope::Account(a) => (
             "c.account_id IN (SELECT id FROM accounts WHERE id = $1 UNION ALL SELECT id FROM accounts WHERE merged_into = $1)
-             AND c.user_id = $2",
+             AND c.user_id = $2"
+                .to_string(),
             a,
         ),
     };

@@ -19,11 +19,33 @@ use super::{Arg, Conn, Step, db_error};
 use crate::Result;
 use crate::domain::traffic::{day_key, month_key};
 
-/// The tree-wide counter rows: `account_id` the tree's parent, this
-/// `user_id` (no user id looks like it). They move with every account's
-/// rows, so a tree's report reads one row per period, whatever the number
-/// of sub-accounts.
+/// The tree-wide counter rows: `account_id` the tree's parent, a `user_id`
+/// starting with this (no user id looks like it). They move with every
+/// account's rows, so a tree's report reads a few rows per period, whatever
+/// the number of sub-accounts. Each account's messages count in one of
+/// [`TREE_ROW_SHARDS`] rows (`~tree.N`, by a stable hash of the account),
+/// so on PostgreSQL the messages of different accounts do not queue on one
+/// row lock until commit; an older version's single `~tree` row is still
+/// added in by reads.
 pub const TREE_ROWS: &str = "~tree";
+pub const TREE_ROW_SHARDS: u64 = 8;
+
+/// The tree row `account_id`'s messages count in.
+pub fn tree_row(account_id: &str) -> String {
+    format!(
+        "{TREE_ROWS}.{}",
+        crate::domain::ledger::fnv1a(account_id.as_bytes()) % TREE_ROW_SHARDS
+    )
+}
+
+/// Every tree row a report adds up, as an SQL list of literals.
+pub fn tree_rows_sql() -> String {
+    std::iter::once(TREE_ROWS.to_string())
+        .chain((0..TREE_ROW_SHARDS).map(|n| format!("{TREE_ROWS}.{n}")))
+        .map(|r| format!("'{r}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The tree of the message's conversation (`$1..$4`).
 const TREE: &str = "(SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)";
@@ -63,6 +85,7 @@ pub fn upsert_step(m: &Message) -> Step {
 /// conversation's period flags and state. `messages = 0` on the
 /// conversation means "created by this write" until the last statement.
 pub fn keep_steps(m: &Message) -> Vec<Step> {
+    let shard = tree_row(&m.account_id);
     let day = day_key(m.created_at);
     let month = month_key(m.created_at);
     let now = m.created_at.timestamp_micros();
@@ -94,8 +117,8 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, '', 'month', $6),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'day', $5),
                         ((SELECT tree_id FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4), $1, {user}, 'month', $6),
-                        ({TREE}, {TREE}, '~tree', 'day', $5),
-                        ({TREE}, {TREE}, '~tree', 'month', $6)
+                        ({TREE}, {TREE}, '{shard}', 'day', $5),
+                        ({TREE}, {TREE}, '{shard}', 'month', $6)
                  ON CONFLICT (account_id, user_id, granularity, period) DO NOTHING"
             ),
             periods(user_args.clone()),
@@ -113,7 +136,7 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
                      conversations_new = conversations_new + CASE WHEN EXISTS (
                          SELECT 1 FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4 AND messages = 0)
                          THEN 1 ELSE 0 END
-                 WHERE ((account_id = $1 AND user_id IN ('', {user})) OR (account_id = {TREE} AND user_id = '~tree'))
+                 WHERE ((account_id = $1 AND user_id IN ('', {user})) OR (account_id = {TREE} AND user_id = '{shard}'))
                    AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))"
             ),
             {
@@ -141,12 +164,12 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_outbound = conversations_outbound + 1
-                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree'))
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '{shard}'))
                        AND ((granularity = 'day' AND period = $5) OR (granularity = 'month' AND period = $6))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
                                    WHERE p.conversation_id = {CONVERSATION} AND p.granularity = traffic_counters.granularity
                                      AND p.period = traffic_counters.period AND p.outbound = 0
-                                     AND (traffic_counters.user_id IN ('', '~tree') OR traffic_counters.user_id = p.user_id))"
+                                     AND (traffic_counters.user_id IN ('', '{shard}') OR traffic_counters.user_id = p.user_id))"
                 ),
                 periods(vec![]),
             ),
@@ -179,9 +202,9 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
             steps.push(Step::new(
                 format!(
                     "UPDATE traffic_counters SET conversations_responded = conversations_responded + 1
-                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '~tree')) AND granularity = '{g}'
+                     WHERE (account_id = $1 OR (account_id = {TREE} AND user_id = '{shard}')) AND granularity = '{g}'
                        AND period = (SELECT {column} FROM conversations WHERE account_id = $1 AND channel = $2 AND line = $3 AND remote = $4)
-                       AND user_id IN ('', '~tree', (SELECT p.user_id FROM conversation_periods p
+                       AND user_id IN ('', '{shard}', (SELECT p.user_id FROM conversation_periods p
                                             WHERE p.conversation_id = {CONVERSATION} AND p.granularity = '{g}'
                                               AND p.period = traffic_counters.period))
                        AND EXISTS (SELECT 1 FROM conversation_periods p
@@ -223,12 +246,13 @@ pub fn keep_steps(m: &Message) -> Vec<Step> {
 /// Locks the tree's counter row of one period (it exists: inserted just
 /// before in the same write).
 fn lock_tree_row(m: &Message, granularity: &str, period: &str) -> Step {
+    let shard = tree_row(&m.account_id);
     let mut args = key(m);
     args.push(text(period));
     Step::new(
         format!(
             "UPDATE traffic_counters SET sent = sent
-             WHERE account_id = {TREE} AND user_id = '~tree' AND granularity = '{granularity}' AND period = $5"
+             WHERE account_id = {TREE} AND user_id = '{shard}' AND granularity = '{granularity}' AND period = $5"
         ),
         args,
     )
@@ -347,4 +371,31 @@ pub async fn line(c: &mut Conn, identifier: &str) -> Result<Option<Line>> {
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_always_counts_in_the_same_tree_row_and_reports_add_up_all_of_them() {
+        let row = tree_row("acct_one");
+        assert_eq!(row, tree_row("acct_one"), "stable");
+        assert!(row.starts_with("~tree."));
+        let rows: std::collections::BTreeSet<String> =
+            (0..200).map(|i| tree_row(&format!("acct_{i}"))).collect();
+        assert_eq!(
+            rows.len() as u64,
+            TREE_ROW_SHARDS,
+            "accounts spread over every row"
+        );
+        let listed = tree_rows_sql();
+        assert!(
+            listed.starts_with("'~tree', "),
+            "an older single row still counts"
+        );
+        for r in rows {
+            assert!(listed.contains(&format!("'{r}'")), "{r} is read");
+        }
+    }
 }
