@@ -189,6 +189,13 @@ pub(crate) fn check_body(body: &str) -> Result<()> {
             format!("must be 1 to {BODY_LEN_MAX} characters"),
         ));
     }
+    // PostgreSQL text cannot hold it; refused on both backends alike.
+    if body.contains('\0') {
+        return Err(Error::invalid(
+            "body",
+            "cannot contain the NUL character (U+0000); remove it",
+        ));
+    }
     Ok(())
 }
 

@@ -374,3 +374,33 @@ both_backends! {
         assert_eq!(report["totals"]["sent"], 1, "{report}");
     }
 }
+
+// A send's write goes to PostgreSQL as one batch with its values as
+// literals: text that looks like SQL, quotes and backslashes is stored and
+// answered as sent, charged once, and breaks nothing after it.
+both_backends! {
+    async fn a_body_that_looks_like_sql_is_stored_as_sent_and_charged_once(app) {
+        let parent = app.traffic_parent("quotes.example", "enterprise", json!({"sms": "1.00"})).await;
+        let hostile = r#"it's '); DROP TABLE messages; -- \'' \\ E'\x41' $1 ; COMMIT; "#;
+        let url = format!("/v1/accounts/{}/messages", parent.id);
+        let headers = [("Idempotency-Key", r#"key'); DELETE FROM transfers; --\"#)];
+        let body = json!({"channel": "sms", "to": "+15550199", "body": hostile});
+        let first = app.request_with(reqwest::Method::POST, &url, Some(&parent.key), Some(body.clone()), &headers).await.expect(201);
+        assert_eq!(first["body"], hostile);
+        let again = app.request_with(reqwest::Method::POST, &url, Some(&parent.key), Some(body), &headers).await.expect(201);
+        assert_eq!(again["id"], first["id"], "the key replays the one send");
+        let listed = app.get(&format!("{url}?direction=outbound"), &parent.key).await.expect(200);
+        let data = listed["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{listed}");
+        assert_eq!(data[0]["body"], hostile);
+        // Tables and the ledger are intact: another send works and the
+        // books balance.
+        app.send_from(&parent.id, &parent.key, None, "+15550198").await.expect(201);
+        let check = app.get("/v1/operator/ledger/check", &app.operator_token.clone()).await.expect(200);
+        assert_eq!(check["balanced"], true, "{check}");
+
+        let nul = json!({"channel": "sms", "to": "+15550199", "body": "a\u{0}b"});
+        let refused = app.post(&url, &parent.key, nul).await.expect(422);
+        assert!(refused.to_string().contains("NUL"), "{refused}");
+    }
+}
