@@ -31,8 +31,6 @@ use crate::{Error, Result};
 const REMOTE_LEN_MAX: usize = 64;
 /// Longest channel name.
 const CHANNEL_LEN_MAX: usize = 32;
-/// Longest body, in characters (as for sends).
-const BODY_LEN_MAX: usize = 1600;
 /// The channel whose addresses are telephone numbers (E.164).
 const SMS: &str = "sms";
 
@@ -119,12 +117,7 @@ impl Canopy {
         if channel == SMS {
             e164(&from).map_err(|r| Error::invalid("from", r))?;
         }
-        if req.body.is_empty() || req.body.chars().count() > BODY_LEN_MAX {
-            return Err(Error::invalid(
-                "body",
-                format!("must be 1 to {BODY_LEN_MAX} characters"),
-            ));
-        }
+        super::messages::check_body(&req.body)?;
         let mut c = self.store.reader().await?;
         let line = store::conversations::line(&mut c, &to)
             .await?

@@ -402,5 +402,10 @@ both_backends! {
         let nul = json!({"channel": "sms", "to": "+15550199", "body": "a\u{0}b"});
         let refused = app.post(&url, &parent.key, nul).await.expect(422);
         assert!(refused.to_string().contains("NUL"), "{refused}");
+        // A carrier's inbound message is held to the same rule.
+        let line = &app.traffic_lines(&parent, 1, 1).await[0];
+        let inbound = json!({"to": line, "from": "+15550199", "channel": "sms", "body": "a\u{0}b"});
+        let refused = app.op_post("/v1/operator/inbound", inbound).await.expect(422);
+        assert!(refused.to_string().contains("NUL"), "{refused}");
     }
 }
