@@ -40,6 +40,7 @@ static HASHING_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
 /// queues for a bounded time and is then refused, never grows memory
 /// without end.
 pub async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    crate::store::held::let_go();
     let permit = tokio::time::timeout(HASHING_WAIT_MAX, HASHING_SLOTS.acquire())
         .await
         .map_err(|_| Error::RateLimited {

@@ -105,6 +105,13 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+async fn keep_reader(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    crate::store::held::scope(next.run(req)).await
+}
+
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi_json() -> String {
     openapi::document(&api().1)
@@ -135,6 +142,8 @@ pub fn router(canopy: Arc<Canopy>, metrics: Arc<Metrics>, test_clock: bool) -> R
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        // A request's reads share one connection (`store::held`).
+        .layer(middleware::from_fn(keep_reader))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -330,7 +330,9 @@ impl Canopy {
         } else {
             source
         };
-        // Compiling and running the samples is CPU work: off the workers.
+        // Compiling and running the samples is CPU work: off the workers,
+        // with no connection held meanwhile.
+        crate::store::held::let_go();
         let checked = {
             let (runtime, source) = (runtime.clone(), source.clone());
             tokio::task::spawn_blocking(move || {

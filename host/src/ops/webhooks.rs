@@ -295,6 +295,7 @@ pub async fn target_addresses(
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
         Some(url::Host::Domain(name)) => {
+            crate::store::held::let_go();
             let resolved = tokio::time::timeout(
                 Duration::from_secs(5),
                 tokio::net::lookup_host((name, port)),

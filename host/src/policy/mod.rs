@@ -527,7 +527,9 @@ impl Policies {
             return Ok(vec![refused]);
         }
         // Uploaded policies run within their tree's share of the slots, so
-        // one tree's slow policies never hold every slot.
+        // one tree's slow policies never hold every slot, nor, meanwhile,
+        // a database connection.
+        crate::store::held::let_go();
         let _share = match selection.policies.len() > selection.uploaded_from {
             true => Some(self.fairness.enter(scope.tree.as_deref()).await?),
             false => None,

@@ -21,6 +21,7 @@ pub mod decisions;
 pub mod events;
 pub mod gauges;
 pub mod group_commit;
+pub mod held;
 pub mod idempotency;
 pub mod ledger;
 pub mod listing;
@@ -76,6 +77,9 @@ pub struct Store {
     /// so writing it never takes the ledger's write lock. `None`: the
     /// decision log lives with everything else (PostgreSQL, in-memory).
     log: Option<LogPools>,
+    /// Tells this store's readers from another's in a request's kept
+    /// reader (`held`).
+    id: u64,
 }
 
 #[derive(Clone)]
@@ -138,6 +142,7 @@ impl Store {
                     write,
                     group,
                     log,
+                    id: next_store_id(),
                 })
             }
             Backend::Postgres => {
@@ -154,6 +159,7 @@ impl Store {
                     write: pool,
                     group: None,
                     log: None,
+                    id: next_store_id(),
                 })
             }
         }
@@ -175,17 +181,19 @@ impl Store {
     }
 
     /// A connection for reading the decision log.
-    pub async fn log_reader(&self) -> crate::Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+    pub async fn log_reader(&self) -> crate::Result<held::Reader> {
         match &self.log {
-            Some(log) => log.read.acquire().await,
-            None => self.read.acquire().await,
+            Some(log) => Ok(held::Reader::unkept(
+                log.read.acquire().await.map_err(db_error)?,
+            )),
+            None => self.reader().await,
         }
-        .map_err(db_error)
     }
 
     /// A write transaction on the decision log (never the ledger's writer
     /// on SQLite).
     pub async fn log_begin(&self) -> crate::Result<Tx> {
+        held::let_go();
         match &self.log {
             Some(log) => log.write.begin().await,
             None => self.write.begin().await,
@@ -198,15 +206,21 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
     }
 
-    /// A connection for reads that need no transaction.
-    pub async fn reader(&self) -> crate::Result<sqlx::pool::PoolConnection<sqlx::Any>> {
-        self.read.acquire().await.map_err(db_error)
+    /// A connection for reads: within a request, the one its last read
+    /// used (`held`).
+    pub async fn reader(&self) -> crate::Result<held::Reader> {
+        let conn = match held::take(self.id) {
+            Some(conn) => conn,
+            None => self.read.acquire().await.map_err(db_error)?,
+        };
+        Ok(held::Reader::new(self.id, conn))
     }
 
     /// A write transaction. On SQLite it holds the only writer connection.
     /// The first one a keyed request opens records its Idempotency-Key
     /// (`idempotency`), so the key commits with the effect.
     pub async fn begin(&self) -> crate::Result<Tx> {
+        held::let_go();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         if let Some((guard, marker)) = idempotency::marker_step() {
             run_each(&mut tx, std::slice::from_ref(&marker))
@@ -233,14 +247,22 @@ impl Store {
             steps.insert(0, marker);
         }
         match &self.group {
-            Some(group) => group.run(steps).await,
+            Some(group) => {
+                held::let_go();
+                group.run(steps).await
+            }
             // PostgreSQL: one round trip, one implicit transaction, so
             // the rows it locks are held for that round trip only. A crash
             // here, before it is sent, commits nothing, as a crash before
             // a COMMIT would.
             None => {
                 let batch = postgres_batch(&steps)?;
-                let mut c = self.write.acquire().await?;
+                // Read and write share one pool here: the request's kept
+                // reader writes, with no second connection.
+                let mut c = match held::take(self.id) {
+                    Some(c) => held::Reader::new(self.id, c),
+                    None => held::Reader::new(self.id, self.write.acquire().await?),
+                };
                 crate::crashpoint::hit(crate::crashpoint::BEFORE_EFFECT_COMMIT);
                 sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
                     .fetch_all(&mut *c)
@@ -276,6 +298,12 @@ impl LogPools {
             write,
         })
     }
+}
+
+/// A new [`Store::id`].
+fn next_store_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The file an SQLite URL names; `None` for an in-memory database.

@@ -5,6 +5,7 @@
 mod api;
 mod billing;
 mod campaigns;
+mod connections;
 mod console;
 mod console_journey;
 mod console_operator;
