@@ -6,25 +6,10 @@ use super::{Backend, Conn, db_error};
 use crate::Result;
 use crate::policy::decision::Record;
 
-/// The decision log's schema in its own SQLite file (the same table as
-/// `migrations/0003` and `0004` make on PostgreSQL).
-const LOG_FILE_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS decisions (
-    id               TEXT PRIMARY KEY,
-    tree_id          TEXT,
-    account_id       TEXT,
-    hook             TEXT NOT NULL,
-    action           TEXT NOT NULL,
-    outcome          TEXT NOT NULL,
-    reason           TEXT,
-    shadow_disagrees BIGINT NOT NULL DEFAULT 0,
-    policies         TEXT NOT NULL,
-    created_at       BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_by_tree ON decisions (tree_id, id);
-CREATE INDEX IF NOT EXISTS decisions_by_account ON decisions (account_id, id);
-CREATE INDEX IF NOT EXISTS decisions_by_age ON decisions (created_at);
-";
+/// The decision log's own SQLite file has its own migrations
+/// (`migrations/decision_log`): the `decisions` table as the database's
+/// migrations make it on PostgreSQL. A test compares the two.
+pub static LOG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/decision_log");
 
 /// On SQLite the decision log has a database file of its own, beside the
 /// database (`canopy.db` -> `canopy.db-decisions`): a batch of decisions
@@ -36,7 +21,7 @@ pub fn log_url(database_url: &str) -> String {
     }
 }
 
-/// Makes the log file's table, and moves there any decisions an older
+/// Brings the log file's schema up to date, and moves there any decisions an older
 /// version kept in the database itself (copied first, then deleted, so a
 /// crash in between leaves copies the next start skips, never a loss).
 pub async fn move_to_log_file(
@@ -44,8 +29,8 @@ pub async fn move_to_log_file(
     log: &AnyPool,
     database_file: &std::path::Path,
 ) -> std::result::Result<u64, sqlx::Error> {
+    LOG_MIGRATOR.run(log).await?;
     let mut c = log.acquire().await?;
-    sqlx::raw_sql(LOG_FILE_SCHEMA).execute(&mut *c).await?;
     let waiting: Option<String> = sqlx::query_scalar("SELECT id FROM decisions LIMIT 1")
         .fetch_optional(database)
         .await?;

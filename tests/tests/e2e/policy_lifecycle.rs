@@ -513,16 +513,26 @@ async fn the_decision_log_has_its_own_file_on_sqlite() {
         count(&mut log).await > 0,
         "decisions are written to the log file"
     );
-    log.close().await.unwrap();
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
     assert_eq!(count(&mut db).await, 0, "none in the database itself");
+    // The log file's own migrations make the table the database's make.
+    let log_schema = decisions_schema(&mut log).await;
+    assert!(log_schema.len() > 10, "{log_schema:?}");
+    assert_eq!(log_schema, decisions_schema(&mut db).await);
+    log.close().await.unwrap();
 
-    // A decision an older version wrote into the database itself.
+    // A decision an older version wrote into the database itself (a
+    // recent one: retention would purge an old one at start).
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
     sqlx::query(
         "INSERT INTO decisions (id, tree_id, account_id, hook, action, outcome, reason, shadow_disagrees, policies, created_at)
-         VALUES ('dec_from_before', $1, $1, 'authorize', 'account.read', 'allow', NULL, 0, '[]', 1)",
+         VALUES ('dec_from_before', $1, $1, 'authorize', 'account.read', 'allow', NULL, 0, '[]', $2)",
     )
     .bind(&acme.id)
+    .bind(now_us)
     .execute(&mut db)
     .await
     .unwrap();
@@ -543,6 +553,21 @@ async fn the_decision_log_has_its_own_file_on_sqlite() {
     app.stop().await;
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
     assert_eq!(count(&mut db).await, 0, "moved, not copied");
+}
+
+/// The `decisions` table's columns and indexes, one line each.
+async fn decisions_schema(c: &mut sqlx::SqliteConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT 'column ' || name || ' ' || type || ' ' || \"notnull\" || ' ' || COALESCE(dflt_value, '-') || ' ' || pk
+           FROM pragma_table_info('decisions')
+         UNION ALL
+         SELECT 'index ' || l.name || ' ' || i.seqno || ' ' || i.name
+           FROM pragma_index_list('decisions') AS l, pragma_index_info(l.name) AS i
+         ORDER BY 1",
+    )
+    .fetch_all(c)
+    .await
+    .unwrap()
 }
 
 async fn count(c: &mut sqlx::SqliteConnection) -> i64 {
