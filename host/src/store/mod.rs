@@ -251,22 +251,22 @@ impl Store {
                 held::let_go();
                 group.run(steps).await
             }
-            // PostgreSQL: one round trip, one implicit transaction, so
-            // the rows it locks are held for that round trip only. A crash
-            // here, before it is sent, commits nothing, as a crash before
-            // a COMMIT would.
+            // PostgreSQL: statement by statement in a transaction, each
+            // a prepared statement the connection keeps (one query of
+            // literals was one round trip, but PostgreSQL parsed and
+            // planned it anew every time: BENCHMARKS.md). Read and write
+            // share one pool here, so the request's kept reader writes,
+            // with no second connection.
             None => {
-                let batch = postgres_batch(&steps)?;
-                // Read and write share one pool here: the request's kept
-                // reader writes, with no second connection.
                 let mut c = match held::take(self.id) {
                     Some(c) => held::Reader::new(self.id, c),
                     None => held::Reader::new(self.id, self.write.acquire().await?),
                 };
+                let mut tx = sqlx::Connection::begin(&mut *c).await?;
+                let rows = run_each(&mut tx, &steps).await?;
                 crate::crashpoint::hit(crate::crashpoint::BEFORE_EFFECT_COMMIT);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
-                    .fetch_all(&mut *c)
-                    .await
+                tx.commit().await?;
+                Ok(rows)
             }
         }
     }
@@ -448,68 +448,11 @@ fn replace_placeholders(sql: &str, mut with: impl FnMut(usize) -> String) -> Str
     out
 }
 
-/// PostgreSQL: `steps` as one simple-protocol query, each value written
-/// in as a literal, so the whole batch is one round trip. Sent outside a
-/// transaction it is one implicit transaction: all of it commits or none.
-fn postgres_batch(steps: &[Step]) -> Result<String, sqlx::Error> {
-    let mut sql = String::new();
-    for step in steps {
-        let mut bad = None;
-        sql.push_str(&replace_placeholders(&step.sql, |n| {
-            match step.args.get(n.wrapping_sub(1)).map(postgres_literal) {
-                Some(Ok(literal)) => literal,
-                Some(Err(e)) => {
-                    bad = Some(e);
-                    String::new()
-                }
-                None => {
-                    bad = Some(format!("statement has no value for ${n}"));
-                    String::new()
-                }
-            }
-        }));
-        if let Some(why) = bad {
-            return Err(sqlx::Error::Encode(why.into()));
-        }
-        sql.push_str(";\n");
-    }
-    Ok(sql)
-}
-
-/// A value as a PostgreSQL literal. Text is an escape string (`E'...'`),
-/// whose backslashes and quotes are doubled: its meaning does not depend
-/// on `standard_conforming_strings`. PostgreSQL text cannot hold NUL.
-fn postgres_literal(a: &Arg) -> Result<String, String> {
-    match a {
-        // Parenthesized, so `balance - $1` with -5 is not `balance --5`
-        // (a comment); bigint, so it is the type a bound value had.
-        Arg::Int(Some(n)) => Ok(format!("({n}::bigint)")),
-        Arg::Int(None) => Ok("(NULL::bigint)".into()),
-        Arg::Text(None) => Ok("NULL".into()),
-        Arg::Text(Some(t)) if t.contains('\0') => {
-            Err("text for PostgreSQL cannot contain NUL (\\0)".into())
-        }
-        Arg::Text(Some(t)) => {
-            let mut out = String::with_capacity(t.len() + 4);
-            out.push_str("E'");
-            for c in t.chars() {
-                match c {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
-            Ok(out)
-        }
-    }
-}
-
 /// Runs steps in order, in the caller's transaction, and returns the rows
-/// they produce. They go to the database in one call: on SQLite each
-/// statement would be a hop to SQLite's worker thread, on PostgreSQL a
-/// round trip with the rows locked so far held across it. The first
-/// failing statement stops the rest; the caller rolls back.
+/// they produce. On SQLite they go to the database in one call (each
+/// statement would be a hop to SQLite's worker thread); PostgreSQL takes
+/// them one by one, as prepared statements it keeps. The first failing
+/// statement stops the rest; the caller rolls back.
 pub async fn run_steps(
     c: &mut Conn,
     backend: Backend,
@@ -529,11 +472,7 @@ pub async fn run_steps(
                 .fetch_all(&mut *c)
                 .await
         }
-        Backend::Postgres => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(postgres_batch(steps)?))
-                .fetch_all(&mut *c)
-                .await
-        }
+        Backend::Postgres => run_each(c, steps).await,
     }
 }
 
@@ -694,39 +633,5 @@ mod tests {
             "UPDATE t SET a = $4 WHERE id = $5 AND b = $15"
         );
         assert_eq!(renumber("SELECT 1", 9), "SELECT 1");
-    }
-
-    #[test]
-    fn postgres_batches_write_values_as_literals_that_cannot_escape() {
-        use super::{Arg, Step, postgres_batch};
-        let steps = [
-            Step::new(
-                "UPDATE t SET a = a - $1 WHERE id = $2 AND b IS $3",
-                vec![
-                    Arg::Int(Some(-5)),
-                    Arg::Text(Some("x".into())),
-                    Arg::Int(None),
-                ],
-            ),
-            Step::new(
-                "INSERT INTO m (body) VALUES ($1)",
-                vec![Arg::Text(Some(r"'); DROP TABLE m; -- \' \\".into()))],
-            ),
-        ];
-        assert_eq!(
-            postgres_batch(&steps).unwrap(),
-            concat!(
-                "UPDATE t SET a = a - (-5::bigint) WHERE id = E'x' AND b IS (NULL::bigint);\n",
-                r"INSERT INTO m (body) VALUES (E'''); DROP TABLE m; -- \\'' \\\\');",
-                "\n"
-            )
-        );
-        let nul = [Step::new("SELECT $1", vec![Arg::Text(Some("a\0b".into()))])];
-        assert!(
-            postgres_batch(&nul).is_err(),
-            "NUL cannot be sent in a literal"
-        );
-        let missing = [Step::new("SELECT $2", vec![Arg::Int(Some(1))])];
-        assert!(postgres_batch(&missing).is_err());
     }
 }
