@@ -360,6 +360,7 @@ fn account(id: &str, kind: AccountKind) -> Account {
             subaccounts_enabled: true,
             module: Some(Module::Enterprise),
             monthly_usage_limit_enabled: false,
+            self_topups_enabled: false,
         },
         billing_type: parent.then_some(canopy::domain::BillingType::Prepaid),
         monthly_credit_limit: None,
