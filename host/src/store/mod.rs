@@ -426,11 +426,6 @@ impl Step {
 /// Renumbers `$n` placeholders by `offset` (our own SQL has no `$` in
 /// literals).
 fn renumber(sql: &str, offset: usize) -> String {
-    replace_placeholders(sql, |n| format!("${}", n + offset))
-}
-
-/// `sql` with each `$n` replaced by `with(n)`.
-fn replace_placeholders(sql: &str, mut with: impl FnMut(usize) -> String) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -440,7 +435,7 @@ fn replace_placeholders(sql: &str, mut with: impl FnMut(usize) -> String) -> Str
                 n = n * 10 + d as usize;
                 chars.next();
             }
-            out.push_str(&with(n));
+            out.push_str(&format!("${}", n + offset));
         } else {
             out.push(c);
         }
