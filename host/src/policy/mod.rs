@@ -655,7 +655,7 @@ impl Policies {
 }
 
 /// The length of `v` as JSON text, counted without writing it anywhere.
-fn json_size(v: &Value) -> usize {
+pub(crate) fn json_size(v: &Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

@@ -139,9 +139,7 @@ impl Policy for RhaiPolicy {
         })?;
         let output: Value = rhai::serde::from_dynamic(&output)
             .map_err(|e| Fault(format!("output is not a JSON document: {e}")))?;
-        let size = serde_json::to_vec(&output)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = super::json_size(&output);
         if size > hook.output_bytes_max() {
             return Err(Fault(format!(
                 "output is {size} bytes; the limit is {}",
