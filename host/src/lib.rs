@@ -14,6 +14,11 @@
 //!
 //! `ARCHITECTURE.md` at the repository root states the invariants.
 
+/// Every binary built on the host (the server, its tests, the load tool and
+/// benches) allocates with mimalloc; see `host/Cargo.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cli;
 pub mod clock;
 pub mod console;
